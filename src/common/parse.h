@@ -1,0 +1,23 @@
+/* Small parsers for values found in configuration files and on command lines. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+/* "90", "90s", "15m", "2h", "1d" -> seconds. Returns 0 or -EINVAL/-ERANGE. */
+int wwsf_parse_duration(const char *s, int64_t *ret_seconds);
+
+/* A decimal integer in [min, max]. Returns 0 or -EINVAL/-ERANGE. */
+int wwsf_parse_int(const char *s, int64_t min, int64_t max, int64_t *ret);
+
+/* "yes/no/true/false/1/0/on/off". Returns 0 or -EINVAL. */
+int wwsf_parse_bool(const char *s, bool *ret);
+
+/* Whether s is a SIP/SIPS URI or a tel URI of plausible shape (scheme, a user
+ * or number part, no spaces or control characters). */
+bool wwsf_is_public_identity(const char *s);
+
+/* Whether s looks like an IMPI (NAI form user@realm, no spaces or controls). */
+bool wwsf_is_private_identity(const char *s);
+
+/* Whether s is a textual IPv4 or IPv6 address. */
+bool wwsf_is_ip_address(const char *s);

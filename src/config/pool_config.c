@@ -1,0 +1,885 @@
+#include "config/pool_config.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <errno.h>
+#include <ini.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "common/parse.h"
+
+/* inih (Debian build) reads lines of at most INI_MAX_LINE-1 characters; the
+ * reader below refuses longer ones instead of letting inih split them. */
+#define LINE_MAX_CHARS (INI_MAX_LINE - 1)
+/* Names end up in URLs, logs and SQL rows; keep them short and plain. */
+#define NAME_MAX_CHARS 64
+/* Sanity bound on one pool: ten thousand million entries. */
+#define POOL_SIZE_MAX INT64_C(10000000000)
+#define RANGE_WIDTH_MAX 15
+#define HOLDER_LIMIT_MAX 1000
+#define LIST_ENTRIES_MAX 100000
+
+enum section_type { SECTION_NONE, SECTION_SUBSCRIPTION, SECTION_POOL, SECTION_BAD };
+
+struct section_header {
+        char *text;
+        int line;
+        bool has_keys;
+};
+
+struct parse_state {
+        struct pool_config *cfg;
+        const char *file;
+        FILE *stream;
+        int line;               /* line the reader returned last */
+        bool line_overflow;
+
+        struct section_header *headers;
+        size_t n_headers;
+
+        char *section;          /* section text of the current object */
+        enum section_type type;
+        void *object;           /* struct pool_subscription * or struct pool_def * */
+        /* Keys seen in the current section, for duplicate detection. */
+        char seen[32][24];
+        size_t n_seen;
+};
+
+static char *xstrdup(const char *s) {
+        char *r = strdup(s ? s : "");
+        if (!r)
+                abort();
+        return r;
+}
+
+static void *xrealloc_array(void *p, size_t n, size_t size) {
+        void *r = reallocarray(p, n ? n : 1, size);
+        if (!r)
+                abort();
+        return r;
+}
+
+__attribute__((format(printf, 4, 5)))
+static void add_error(struct pool_config *cfg, const char *file, int line, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        char *e;
+        if (asprintf(&e, "%s:%d: %s", file, line, msg) < 0)
+                abort();
+        cfg->errors = xrealloc_array(cfg->errors, cfg->n_errors + 1, sizeof *cfg->errors);
+        cfg->errors[cfg->n_errors++] = e;
+}
+
+static bool valid_name(const char *s) {
+        size_t n = strlen(s);
+        if (n == 0 || n > NAME_MAX_CHARS)
+                return false;
+        for (; *s; s++)
+                if (!isalnum((unsigned char) *s) && !strchr("._-", *s))
+                        return false;
+        return true;
+}
+
+static bool identity_ok(const char *s, bool public_identity) {
+        if (strlen(s) > POOL_IDENTITY_MAX)
+                return false;
+        return public_identity ? wwsf_is_public_identity(s) : wwsf_is_private_identity(s);
+}
+
+/* fgets-style reader that counts lines and refuses overlong ones, so every
+ * message can name the line it is about. */
+static char *counting_reader(char *str, int num, void *stream) {
+        struct parse_state *st = stream;
+        if (!fgets(str, num, st->stream))
+                return NULL;
+        st->line++;
+        size_t n = strlen(str);
+        if (n > 0 && str[n - 1] != '\n' && !feof(st->stream)) {
+                add_error(st->cfg, st->file, st->line, "line longer than %d characters", LINE_MAX_CHARS);
+                int c;
+                while ((c = fgetc(st->stream)) != EOF && c != '\n')
+                        ;
+                str[0] = '\0';
+                return str;
+        }
+        /* Note section headers and lines inih will not hand to the handler. */
+        char *p = str;
+        while (*p == ' ' || *p == '\t')
+                p++;
+        if (*p == '[') {
+                char *end = strchr(p, ']');
+                if (!end) {
+                        add_error(st->cfg, st->file, st->line, "section header without ']'");
+                        str[0] = '\0';
+                        return str;
+                }
+                st->headers = xrealloc_array(st->headers, st->n_headers + 1, sizeof *st->headers);
+                st->headers[st->n_headers++] = (struct section_header) {
+                        .text = strndup(p + 1, (size_t) (end - p - 1)), .line = st->line,
+                };
+        } else if (*p && *p != '\n' && *p != '\r' && *p != ';' && *p != '#' && p == str &&
+                   !strchr(p, '=')) {
+                add_error(st->cfg, st->file, st->line, "expected 'key = value', a [section] or a comment");
+                str[0] = '\0';
+        }
+        return str;
+}
+
+static struct section_header *header_for(struct parse_state *st, const char *section) {
+        for (size_t i = st->n_headers; i > 0; i--)
+                if (strcmp(st->headers[i - 1].text, section) == 0)
+                        return &st->headers[i - 1];
+        return NULL;
+}
+
+static bool key_seen(struct parse_state *st, const char *name) {
+        for (size_t i = 0; i < st->n_seen; i++)
+                if (strcmp(st->seen[i], name) == 0)
+                        return true;
+        if (st->n_seen < sizeof st->seen / sizeof st->seen[0] && strlen(name) < sizeof st->seen[0])
+                strcpy(st->seen[st->n_seen++], name);
+        return false;
+}
+
+static void start_section(struct parse_state *st, const char *section) {
+        struct pool_config *cfg = st->cfg;
+        struct section_header *h = header_for(st, section);
+        int line = h ? h->line : st->line;
+        if (h)
+                h->has_keys = true;
+
+        free(st->section);
+        st->section = xstrdup(section);
+        st->n_seen = 0;
+        st->object = NULL;
+
+        const char *space = strchr(section, ' ');
+        char *type = space ? strndup(section, (size_t) (space - section)) : xstrdup(section);
+        const char *name = space ? space + 1 : "";
+        while (*name == ' ')
+                name++;
+
+        if (strcmp(type, "subscription") == 0)
+                st->type = SECTION_SUBSCRIPTION;
+        else if (strcmp(type, "pool") == 0)
+                st->type = SECTION_POOL;
+        else {
+                add_error(cfg, st->file, line,
+                          "unknown section [%s]: expected [subscription NAME] or [pool NAME]", section);
+                st->type = SECTION_BAD;
+        }
+        free(type);
+        if (st->type == SECTION_BAD)
+                return;
+        if (!valid_name(name)) {
+                add_error(cfg, st->file, line,
+                          "[%s]: the name must be 1-%d characters of letters, digits, '.', '_' or '-'",
+                          section, NAME_MAX_CHARS);
+                st->type = SECTION_BAD;
+                return;
+        }
+
+        if (st->type == SECTION_SUBSCRIPTION) {
+                for (size_t i = 0; i < cfg->n_subs; i++)
+                        if (strcmp(cfg->subs[i].name, name) == 0) {
+                                add_error(cfg, st->file, line, "subscription '%s' is defined twice (first at %s:%d)",
+                                          name, cfg->subs[i].file, cfg->subs[i].line);
+                                st->type = SECTION_BAD;
+                                return;
+                        }
+                cfg->subs = xrealloc_array(cfg->subs, cfg->n_subs + 1, sizeof *cfg->subs);
+                struct pool_subscription *s = &cfg->subs[cfg->n_subs++];
+                *s = (struct pool_subscription) {
+                        .name = xstrdup(name), .impi_mode = -1, .file = st->file, .line = line,
+                };
+                st->object = s;
+        } else {
+                for (size_t i = 0; i < cfg->n_pools; i++)
+                        if (strcmp(cfg->pools[i].name, name) == 0) {
+                                add_error(cfg, st->file, line, "pool '%s' is defined twice (first at %s:%d)",
+                                          name, cfg->pools[i].file, cfg->pools[i].line);
+                                st->type = SECTION_BAD;
+                                return;
+                        }
+                cfg->pools = xrealloc_array(cfg->pools, cfg->n_pools + 1, sizeof *cfg->pools);
+                struct pool_def *p = &cfg->pools[cfg->n_pools++];
+                *p = (struct pool_def) {
+                        .name = xstrdup(name), .kind = -1, .lease_ttl = -1, .quarantine = -1,
+                        .max_per_holder = 1, .source = -1, .size = -1, .token_length = 12,
+                        .file = st->file, .line = line,
+                };
+                st->object = p;
+        }
+}
+
+/* Splits "prefix{A..B}suffix" (range) or "prefix!regex!suffix" (wildcard). */
+static int parse_template(const char *text, enum pool_source source, struct pool_template *t,
+                          int64_t *ret_count, char *why, size_t why_size) {
+        *t = (struct pool_template) { .text = xstrdup(text) };
+        if (source == POOL_SOURCE_RANGE) {
+                const char *open = strchr(text, '{');
+                const char *close = open ? strchr(open, '}') : NULL;
+                if (!open || !close || strchr(close + 1, '{') || strchr(close + 1, '}')) {
+                        snprintf(why, why_size, "expected exactly one {FIRST..LAST} group of digits");
+                        return -EINVAL;
+                }
+                const char *dots = strstr(open, "..");
+                if (!dots || dots > close) {
+                        snprintf(why, why_size, "expected {FIRST..LAST} with '..' between the numbers");
+                        return -EINVAL;
+                }
+                size_t wa = (size_t) (dots - open - 1), wb = (size_t) (close - dots - 2);
+                if (wa == 0 || wb == 0 || wa != wb || wa > RANGE_WIDTH_MAX) {
+                        snprintf(why, why_size, "FIRST and LAST must have the same number of digits (1-%d)",
+                                 RANGE_WIDTH_MAX);
+                        return -EINVAL;
+                }
+                int64_t a = 0, b = 0;
+                for (size_t i = 0; i < wa; i++) {
+                        char ca = open[1 + i], cb = dots[2 + i];
+                        if (!isdigit((unsigned char) ca) || !isdigit((unsigned char) cb)) {
+                                snprintf(why, why_size, "FIRST and LAST must be decimal digits");
+                                return -EINVAL;
+                        }
+                        a = a * 10 + (ca - '0');
+                        b = b * 10 + (cb - '0');
+                }
+                if (a > b) {
+                        snprintf(why, why_size, "FIRST is greater than LAST");
+                        return -EINVAL;
+                }
+                t->prefix = strndup(text, (size_t) (open - text));
+                t->suffix = xstrdup(close + 1);
+                t->start = a;
+                t->width = (int) wa;
+                *ret_count = b - a + 1;
+                return 0;
+        }
+        const char *open = strchr(text, '!');
+        const char *close = open ? strchr(open + 1, '!') : NULL;
+        if (!open || !close || strchr(close + 1, '!')) {
+                snprintf(why, why_size, "expected exactly one !REGEX! wildcard part");
+                return -EINVAL;
+        }
+        t->prefix = strndup(text, (size_t) (open - text));
+        t->suffix = xstrdup(close + 1);
+        t->regex = strndup(open + 1, (size_t) (close - open - 1));
+        *ret_count = -1;
+        return 0;
+}
+
+static bool template_has_identity_chars(const struct pool_template *t) {
+        return !strpbrk(t->prefix, "{}!") && !strpbrk(t->suffix, "{}!");
+}
+
+static int handle_subscription_key(struct parse_state *st, struct pool_subscription *s,
+                                   const char *name, const char *value) {
+        if (strcmp(name, "owner") == 0) {
+                if (strcmp(value, "none") == 0)
+                        return 0;
+                if (!valid_name(value)) {
+                        add_error(st->cfg, st->file, st->line,
+                                  "owner: expected a tenant name (letters, digits, '.', '_', '-') or 'none'");
+                        return 0;
+                }
+                s->owner = xstrdup(value);
+        } else if (strcmp(name, "domain") == 0) {
+                bool ok = *value && strlen(value) <= 253;
+                for (const char *p = value; *p; p++)
+                        if (!isalnum((unsigned char) *p) && *p != '.' && *p != '-')
+                                ok = false;
+                if (!ok) {
+                        add_error(st->cfg, st->file, st->line, "domain: '%s' is not a domain name", value);
+                        return 0;
+                }
+                s->domain = xstrdup(value);
+        } else if (strcmp(name, "impi_mode") == 0) {
+                if (strcmp(value, "shared") == 0)
+                        s->impi_mode = IMPI_MODE_SHARED;
+                else if (strcmp(value, "per-entry") == 0)
+                        s->impi_mode = IMPI_MODE_PER_ENTRY;
+                else
+                        add_error(st->cfg, st->file, st->line, "impi_mode: expected 'shared' or 'per-entry'");
+        } else
+                add_error(st->cfg, st->file, st->line,
+                          "unknown key '%s' in a subscription (expected owner, domain, impi_mode)", name);
+        return 0;
+}
+
+static void set_source(struct parse_state *st, struct pool_def *p, enum pool_source src) {
+        if (p->source != (enum pool_source) -1 && p->source != src) {
+                add_error(st->cfg, st->file, st->line,
+                          "a pool has exactly one IMPU source (entry, impu_range or impu_wildcard); this one already has '%s'",
+                          pool_source_to_string(p->source));
+                return;
+        }
+        p->source = src;
+        if (!p->key_lines[POOL_LINE_SOURCE])
+                p->key_lines[POOL_LINE_SOURCE] = st->line;
+}
+
+static int handle_pool_key(struct parse_state *st, struct pool_def *p, const char *name, const char *value) {
+        struct pool_config *cfg = st->cfg;
+        char why[256];
+        int64_t v;
+
+        if (strcmp(name, "subscription") == 0) {
+                p->subscription_name = xstrdup(value);
+                p->key_lines[POOL_LINE_SUBSCRIPTION] = st->line;
+        } else if (strcmp(name, "kind") == 0) {
+                if (strcmp(value, "authenticated") == 0)
+                        p->kind = POOL_KIND_AUTHENTICATED;
+                else if (strcmp(value, "anonymous") == 0)
+                        p->kind = POOL_KIND_ANONYMOUS;
+                else
+                        add_error(cfg, st->file, st->line, "kind: expected 'authenticated' or 'anonymous'");
+        } else if (strcmp(name, "lease_ttl") == 0 || strcmp(name, "quarantine") == 0) {
+                if (wwsf_parse_duration(value, &v) < 0 || (v < 1 && name[0] == 'l')) {
+                        add_error(cfg, st->file, st->line,
+                                  "%s: expected a duration such as 300, 90s, 15m, 2h or 1d%s", name,
+                                  name[0] == 'l' ? " (at least 1s)" : "");
+                        return 0;
+                }
+                if (name[0] == 'l')
+                        p->lease_ttl = v;
+                else {
+                        p->quarantine = v;
+                        p->key_lines[POOL_LINE_QUARANTINE] = st->line;
+                }
+        } else if (strcmp(name, "max_per_holder") == 0) {
+                if (wwsf_parse_int(value, 1, HOLDER_LIMIT_MAX, &v) < 0)
+                        add_error(cfg, st->file, st->line, "max_per_holder: expected a number from 1 to %d",
+                                  HOLDER_LIMIT_MAX);
+                else
+                        p->max_per_holder = v;
+        } else if (strcmp(name, "entry") == 0) {
+                set_source(st, p, POOL_SOURCE_LIST);
+                char impu[256], impi[256], extra[2];
+                int n = sscanf(value, "%255s %255s %1s", impu, impi, extra);
+                if (n < 1 || n > 2) {
+                        add_error(cfg, st->file, st->line, "entry: expected 'IMPU' or 'IMPU IMPI'");
+                        return 0;
+                }
+                if (!identity_ok(impu, true)) {
+                        add_error(cfg, st->file, st->line, "entry: '%s' is not a sip:, sips: or tel: URI", impu);
+                        return 0;
+                }
+                if (n == 2 && !identity_ok(impi, false)) {
+                        add_error(cfg, st->file, st->line, "entry: IMPI '%s' is not of the form user@realm", impi);
+                        return 0;
+                }
+                if (p->n_entries >= LIST_ENTRIES_MAX) {
+                        add_error(cfg, st->file, st->line, "entry: more than %d listed entries; use impu_range",
+                                  LIST_ENTRIES_MAX);
+                        return 0;
+                }
+                p->entries = xrealloc_array(p->entries, p->n_entries + 1, sizeof *p->entries);
+                p->entries[p->n_entries++] = (struct pool_list_entry) {
+                        .impu = xstrdup(impu), .impi = n == 2 ? xstrdup(impi) : NULL, .line = st->line,
+                };
+        } else if (strcmp(name, "impu_range") == 0 || strcmp(name, "impu_wildcard") == 0) {
+                enum pool_source src = name[5] == 'r' ? POOL_SOURCE_RANGE : POOL_SOURCE_WILDCARD;
+                set_source(st, p, src);
+                int64_t count;
+                if (parse_template(value, src, &p->impu_tpl, &count, why, sizeof why) < 0) {
+                        add_error(cfg, st->file, st->line, "%s: %s", name, why);
+                        return 0;
+                }
+                if (src == POOL_SOURCE_RANGE) {
+                        if (count > POOL_SIZE_MAX) {
+                                add_error(cfg, st->file, st->line, "%s: more than %" PRId64 " IMPUs", name,
+                                          POOL_SIZE_MAX);
+                                return 0;
+                        }
+                        p->size = count;
+                }
+        } else if (strcmp(name, "impi_range") == 0 || strcmp(name, "impi_wildcard") == 0) {
+                enum pool_source src = name[5] == 'r' ? POOL_SOURCE_RANGE : POOL_SOURCE_WILDCARD;
+                int64_t count;
+                p->key_lines[POOL_LINE_IMPI] = st->line;
+                if (parse_template(value, src, &p->impi_tpl, &count, why, sizeof why) < 0) {
+                        add_error(cfg, st->file, st->line, "%s: %s", name, why);
+                        return 0;
+                }
+                if (src == POOL_SOURCE_RANGE && p->size >= 0 && count != p->size)
+                        add_error(cfg, st->file, st->line,
+                                  "impi_range: has %" PRId64 " identities but impu_range has %" PRId64, count,
+                                  p->size);
+        } else if (strcmp(name, "impi") == 0) {
+                p->key_lines[POOL_LINE_IMPI] = st->line;
+                if (!identity_ok(value, false))
+                        add_error(cfg, st->file, st->line, "impi: '%s' is not of the form user@realm", value);
+                else
+                        p->shared_impi = xstrdup(value);
+        } else if (strcmp(name, "size") == 0) {
+                if (wwsf_parse_int(value, 1, POOL_SIZE_MAX, &v) < 0)
+                        add_error(cfg, st->file, st->line, "size: expected a number from 1 to %" PRId64,
+                                  POOL_SIZE_MAX);
+                else
+                        p->size = v;
+        } else if (strcmp(name, "token_length") == 0) {
+                if (wwsf_parse_int(value, 4, POOL_TOKEN_MAX, &v) < 0)
+                        add_error(cfg, st->file, st->line, "token_length: expected a number from 4 to %d",
+                                  POOL_TOKEN_MAX);
+                else
+                        p->token_length = (int) v;
+        } else
+                add_error(cfg, st->file, st->line,
+                          "unknown key '%s' in a pool (expected subscription, kind, lease_ttl, quarantine, "
+                          "max_per_holder, entry, impu_range, impi_range, impu_wildcard, impi_wildcard, size, "
+                          "token_length, impi)",
+                          name);
+        return 0;
+}
+
+static int ini_handler_fn(void *user, const char *section, const char *name, const char *value) {
+        struct parse_state *st = user;
+        if (!st->section || strcmp(st->section, section) != 0) {
+                if (!*section) {
+                        add_error(st->cfg, st->file, st->line, "key '%s' outside any section", name);
+                        return 1;
+                }
+                start_section(st, section);
+        }
+        if (st->type == SECTION_BAD)
+                return 1;
+        if (strcmp(name, "entry") != 0 && key_seen(st, name)) {
+                add_error(st->cfg, st->file, st->line, "key '%s' given twice in [%s]", name, section);
+                return 1;
+        }
+        if (!*value) {
+                add_error(st->cfg, st->file, st->line, "key '%s' has no value", name);
+                return 1;
+        }
+        if (st->type == SECTION_SUBSCRIPTION)
+                handle_subscription_key(st, st->object, name, value);
+        else
+                handle_pool_key(st, st->object, name, value);
+        return 1;
+}
+
+int pool_template_format_index(const struct pool_template *t, int64_t i, char *buf, size_t size) {
+        int n = snprintf(buf, size, "%s%0*" PRId64 "%s", t->prefix, t->width, t->start + i, t->suffix);
+        return n < 0 || (size_t) n >= size ? -ENOBUFS : n;
+}
+
+int pool_template_format_token(const struct pool_template *t, const char *token, char *buf, size_t size) {
+        int n = snprintf(buf, size, "%s%s%s", t->prefix, token, t->suffix);
+        return n < 0 || (size_t) n >= size ? -ENOBUFS : n;
+}
+
+bool pool_template_match_index(const struct pool_template *t, int64_t size, const char *s, int64_t *ret_index) {
+        size_t lp = strlen(t->prefix), ls = strlen(t->suffix), n = strlen(s);
+        if (n != lp + (size_t) t->width + ls || strncmp(s, t->prefix, lp) != 0 ||
+            strcmp(s + lp + t->width, t->suffix) != 0)
+                return false;
+        int64_t v = 0;
+        for (int k = 0; k < t->width; k++) {
+                char c = s[lp + (size_t) k];
+                if (!isdigit((unsigned char) c))
+                        return false;
+                v = v * 10 + (c - '0');
+        }
+        if (v < t->start || v - t->start >= size)
+                return false;
+        *ret_index = v - t->start;
+        return true;
+}
+
+int pool_token_random(enum token_alphabet a, int length, char *buf) {
+        static const char base32[] = "abcdefghijklmnopqrstuvwxyz234567";
+        unsigned char rnd[64];
+        size_t used = sizeof rnd;
+        if (length < 1 || length > POOL_TOKEN_MAX)
+                return -EINVAL;
+        for (int i = 0; i < length;) {
+                if (used == sizeof rnd) {
+                        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t) sizeof rnd)
+                                return -EIO;
+                        used = 0;
+                }
+                unsigned char b = rnd[used++];
+                if (a == TOKEN_ALPHABET_BASE32)
+                        buf[i++] = base32[b & 31];
+                else if (b < 250) /* 250 = 25 * 10: rejecting the rest keeps digits uniform */
+                        buf[i++] = (char) ('0' + b % 10);
+        }
+        buf[length] = '\0';
+        return 0;
+}
+
+/* A wildcard regex is only usable if the tokens we generate match it. */
+static bool regex_accepts_alphabet(const char *regex, enum token_alphabet a, int length) {
+        char *anchored;
+        if (asprintf(&anchored, "^(%s)$", regex) < 0)
+                abort();
+        regex_t re;
+        int r = regcomp(&re, anchored, REG_EXTENDED | REG_NOSUB);
+        free(anchored);
+        if (r != 0)
+                return false;
+        bool ok = true;
+        char token[POOL_TOKEN_MAX + 1];
+        /* Several samples: a regex could accept some tokens of an alphabet only. */
+        for (int i = 0; i < 16 && ok; i++) {
+                if (pool_token_random(a, length, token) < 0 || regexec(&re, token, 0, NULL, 0) != 0)
+                        ok = false;
+        }
+        regfree(&re);
+        return ok;
+}
+
+static bool regex_compiles(const char *regex) {
+        regex_t re;
+        if (regcomp(&re, regex, REG_EXTENDED | REG_NOSUB) != 0)
+                return false;
+        regfree(&re);
+        return true;
+}
+
+static bool sip_host_matches(const char *impu, const char *domain) {
+        if (strncasecmp(impu, "tel:", 4) == 0)
+                return true;
+        const char *at = strrchr(impu, '@');
+        if (!at)
+                return false;
+        size_t n = strcspn(at + 1, ";?:>");
+        return n == strlen(domain) && strncasecmp(at + 1, domain, n) == 0;
+}
+
+static void validate_pool(struct pool_config *cfg, struct pool_def *p) {
+        const int *lines = p->key_lines;
+        const char *f = p->file;
+        int before = (int) cfg->n_errors;
+        char buf[512];
+
+        if (!p->subscription_name)
+                add_error(cfg, f, p->line, "pool '%s': missing key 'subscription'", p->name);
+        else {
+                for (size_t i = 0; i < cfg->n_subs; i++)
+                        if (strcmp(cfg->subs[i].name, p->subscription_name) == 0)
+                                p->subscription = &cfg->subs[i];
+                if (!p->subscription)
+                        add_error(cfg, f, lines[POOL_LINE_SUBSCRIPTION], "pool '%s': unknown subscription '%s'", p->name,
+                                  p->subscription_name);
+        }
+        if (p->kind == (enum pool_kind) -1)
+                add_error(cfg, f, p->line, "pool '%s': missing key 'kind' (authenticated or anonymous)", p->name);
+        if (p->lease_ttl < 0)
+                add_error(cfg, f, p->line, "pool '%s': missing key 'lease_ttl'", p->name);
+        if (p->quarantine < 0)
+                add_error(cfg, f, p->line, "pool '%s': missing key 'quarantine'", p->name);
+        if (p->lease_ttl >= 0 && p->quarantine >= 0 && p->quarantine < p->lease_ttl)
+                add_error(cfg, f, lines[POOL_LINE_QUARANTINE],
+                          "pool '%s': quarantine (%" PRId64 "s) is shorter than lease_ttl (%" PRId64
+                          "s): a registration made under the old lease could outlive the hold",
+                          p->name, p->quarantine, p->lease_ttl);
+        if (p->source == (enum pool_source) -1) {
+                add_error(cfg, f, p->line, "pool '%s': no IMPU source (entry, impu_range or impu_wildcard)",
+                          p->name);
+                return;
+        }
+        if ((int) cfg->n_errors > before && !p->subscription)
+                return;
+
+        const struct pool_subscription *s = p->subscription;
+        bool shared = s && s->impi_mode == IMPI_MODE_SHARED;
+        bool has_impi_tpl = p->impi_tpl.text != NULL;
+
+        if (shared) {
+                if (!p->shared_impi)
+                        add_error(cfg, f, p->line, "pool '%s': subscription '%s' shares one IMPI: set 'impi'",
+                                  p->name, s->name);
+                if (has_impi_tpl)
+                        add_error(cfg, f, lines[POOL_LINE_IMPI],
+                                  "pool '%s': subscription '%s' shares one IMPI: impi_range/impi_wildcard not allowed",
+                                  p->name, s->name);
+        } else if (s) {
+                if (p->shared_impi)
+                        add_error(cfg, f, lines[POOL_LINE_IMPI],
+                                  "pool '%s': subscription '%s' has an IMPI per entry: 'impi' not allowed", p->name,
+                                  s->name);
+        }
+
+        switch (p->source) {
+        case POOL_SOURCE_LIST:
+                if (p->size >= 0)
+                        add_error(cfg, f, p->line, "pool '%s': 'size' is for wildcard pools only", p->name);
+                p->size = (int64_t) p->n_entries;
+                if (has_impi_tpl)
+                        add_error(cfg, f, lines[POOL_LINE_IMPI], "pool '%s': a listed pool gives IMPIs in its entries",
+                                  p->name);
+                for (size_t i = 0; i < p->n_entries; i++) {
+                        struct pool_list_entry *e = &p->entries[i];
+                        if (shared && e->impi)
+                                add_error(cfg, f, e->line, "entry: subscription '%s' shares one IMPI: no IMPI here",
+                                          s->name);
+                        if (s && !shared && !e->impi)
+                                add_error(cfg, f, e->line, "entry: subscription '%s' has an IMPI per entry: 'IMPU IMPI'",
+                                          s->name);
+                        if (s && !sip_host_matches(e->impu, s->domain))
+                                add_error(cfg, f, e->line, "entry: '%s' is not in the subscription's domain '%s'",
+                                          e->impu, s->domain);
+                }
+                break;
+        case POOL_SOURCE_RANGE:
+                if (!template_has_identity_chars(&p->impu_tpl)) {
+                        add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: stray '{', '}' or '!' around the range");
+                        break;
+                }
+                if (s && !shared && !has_impi_tpl)
+                        add_error(cfg, f, p->line, "pool '%s': subscription '%s' has an IMPI per entry: set impi_range",
+                                  p->name, s->name);
+                if (has_impi_tpl && p->impi_tpl.regex)
+                        add_error(cfg, f, lines[POOL_LINE_IMPI], "pool '%s': a range pool takes impi_range, not impi_wildcard",
+                                  p->name);
+                for (int k = 0; k < 2; k++) {
+                        int64_t idx = k == 0 ? 0 : p->size - 1;
+                        if (pool_template_format_index(&p->impu_tpl, idx, buf, sizeof buf) < 0 ||
+                            !identity_ok(buf, true)) {
+                                add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: '%s' is not a sip:, sips: or tel: URI", buf);
+                                break;
+                        }
+                        if (s && !sip_host_matches(buf, s->domain)) {
+                                add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: '%s' is not in the subscription's domain '%s'",
+                                          buf, s->domain);
+                                break;
+                        }
+                        if (has_impi_tpl && !p->impi_tpl.regex &&
+                            (pool_template_format_index(&p->impi_tpl, idx, buf, sizeof buf) < 0 ||
+                             !identity_ok(buf, false))) {
+                                add_error(cfg, f, lines[POOL_LINE_IMPI], "impi_range: '%s' is not of the form user@realm", buf);
+                                break;
+                        }
+                }
+                if (p->size > 0 && has_impi_tpl && !p->impi_tpl.regex && p->impi_tpl.width) {
+                        int64_t n = 1;
+                        for (int k = 0; k < p->impi_tpl.width && n <= p->size; k++)
+                                n *= 10;
+                        if (p->impi_tpl.start + p->size > n)
+                                add_error(cfg, f, lines[POOL_LINE_IMPI], "impi_range: does not cover the IMPU range");
+                }
+                break;
+        case POOL_SOURCE_WILDCARD:
+                if (p->size < 0)
+                        add_error(cfg, f, p->line, "pool '%s': a wildcard pool needs 'size' (how many IMPUs it may hand out)",
+                                  p->name);
+                if (!template_has_identity_chars(&p->impu_tpl) || !regex_compiles(p->impu_tpl.regex)) {
+                        add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' is not a valid extended regular expression",
+                                  p->impu_tpl.regex);
+                        break;
+                }
+                if (regex_accepts_alphabet(p->impu_tpl.regex, TOKEN_ALPHABET_BASE32, p->token_length))
+                        p->token_alphabet = TOKEN_ALPHABET_BASE32;
+                else if (regex_accepts_alphabet(p->impu_tpl.regex, TOKEN_ALPHABET_DIGITS, p->token_length))
+                        p->token_alphabet = TOKEN_ALPHABET_DIGITS;
+                else {
+                        add_error(cfg, f, lines[POOL_LINE_SOURCE],
+                                  "impu_wildcard: no generated part of %d letters/digits or %d digits matches !%s!",
+                                  p->token_length, p->token_length, p->impu_tpl.regex);
+                        break;
+                }
+                if (s && !shared && !has_impi_tpl)
+                        add_error(cfg, f, p->line,
+                                  "pool '%s': subscription '%s' has an IMPI per entry: set impi_wildcard", p->name,
+                                  s->name);
+                if (has_impi_tpl && !p->impi_tpl.regex)
+                        add_error(cfg, f, lines[POOL_LINE_IMPI], "pool '%s': a wildcard pool takes impi_wildcard, not impi_range",
+                                  p->name);
+                char token[POOL_TOKEN_MAX + 1];
+                memset(token, p->token_alphabet == TOKEN_ALPHABET_DIGITS ? '0' : 'a', (size_t) p->token_length);
+                token[p->token_length] = '\0';
+                if (pool_template_format_token(&p->impu_tpl, token, buf, sizeof buf) < 0 ||
+                    !identity_ok(buf, true))
+                        add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' would not be a sip:, sips: or tel: URI", buf);
+                else if (s && !sip_host_matches(buf, s->domain))
+                        add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' is not in the subscription's domain '%s'",
+                                  p->impu_tpl.text, s->domain);
+                if (has_impi_tpl && p->impi_tpl.regex &&
+                    (pool_template_format_token(&p->impi_tpl, token, buf, sizeof buf) < 0 ||
+                     !identity_ok(buf, false)))
+                        add_error(cfg, f, lines[POOL_LINE_IMPI], "impi_wildcard: '%s' would not be of the form user@realm", buf);
+                break;
+        }
+}
+
+/* No IMPU may belong to two pools: listed entries against each other and
+ * against ranges, and ranges of the same shape against each other. */
+static void check_overlaps(struct pool_config *cfg) {
+        for (size_t a = 0; a < cfg->n_pools; a++) {
+                struct pool_def *pa = &cfg->pools[a];
+                for (size_t i = 0; pa->source == POOL_SOURCE_LIST && i < pa->n_entries; i++) {
+                        for (size_t j = i + 1; j < pa->n_entries; j++)
+                                if (strcasecmp(pa->entries[i].impu, pa->entries[j].impu) == 0)
+                                        add_error(cfg, pa->file, pa->entries[j].line,
+                                                  "entry: '%s' is listed twice in pool '%s' (first at line %d)",
+                                                  pa->entries[j].impu, pa->name, pa->entries[i].line);
+                }
+                for (size_t b = a + 1; b < cfg->n_pools; b++) {
+                        struct pool_def *pb = &cfg->pools[b];
+                        if (pa->source == POOL_SOURCE_LIST && pb->source == POOL_SOURCE_LIST) {
+                                for (size_t i = 0; i < pa->n_entries; i++)
+                                        for (size_t j = 0; j < pb->n_entries; j++)
+                                                if (strcasecmp(pa->entries[i].impu, pb->entries[j].impu) == 0)
+                                                        add_error(cfg, pb->file, pb->entries[j].line,
+                                                                  "entry: '%s' is already in pool '%s' (%s:%d)",
+                                                                  pb->entries[j].impu, pa->name, pa->file,
+                                                                  pa->entries[i].line);
+                        }
+                        if (pa->source == POOL_SOURCE_RANGE && pb->source == POOL_SOURCE_RANGE &&
+                            pa->impu_tpl.prefix && pb->impu_tpl.prefix &&
+                            pa->impu_tpl.width == pb->impu_tpl.width &&
+                            strcasecmp(pa->impu_tpl.prefix, pb->impu_tpl.prefix) == 0 &&
+                            strcasecmp(pa->impu_tpl.suffix, pb->impu_tpl.suffix) == 0 &&
+                            pa->impu_tpl.start < pb->impu_tpl.start + pb->size &&
+                            pb->impu_tpl.start < pa->impu_tpl.start + pa->size)
+                                add_error(cfg, pb->file, pb->line, "pool '%s': its IMPU range overlaps pool '%s' (%s:%d)",
+                                          pb->name, pa->name, pa->file, pa->line);
+                        for (int k = 0; k < 2; k++) {
+                                struct pool_def *l = k ? pb : pa, *r = k ? pa : pb;
+                                if (l->source != POOL_SOURCE_LIST || r->source != POOL_SOURCE_RANGE ||
+                                    !r->impu_tpl.prefix)
+                                        continue;
+                                int64_t idx;
+                                for (size_t i = 0; i < l->n_entries; i++)
+                                        if (pool_template_match_index(&r->impu_tpl, r->size, l->entries[i].impu, &idx))
+                                                add_error(cfg, l->file, l->entries[i].line,
+                                                          "entry: '%s' is inside the IMPU range of pool '%s'",
+                                                          l->entries[i].impu, r->name);
+                        }
+                }
+        }
+}
+
+static int parse_file(struct pool_config *cfg, const char *file) {
+        FILE *stream = fopen(file, "re");
+        if (!stream) {
+                int r = -errno;
+                add_error(cfg, file, 0, "cannot open: %s", strerror(errno));
+                return r;
+        }
+        struct parse_state st = { .cfg = cfg, .file = file, .stream = stream };
+        int r = ini_parse_stream(counting_reader, &st, ini_handler_fn, &st);
+        if (r < 0)
+                add_error(cfg, file, 0, "cannot read the file");
+        fclose(stream);
+
+        for (size_t i = 0; i < st.n_headers; i++) {
+                if (!st.headers[i].has_keys)
+                        add_error(cfg, file, st.headers[i].line, "section [%s] has no keys", st.headers[i].text);
+                free(st.headers[i].text);
+        }
+        free(st.headers);
+        free(st.section);
+        return 0;
+}
+
+int pool_config_load(const char *const *files, size_t n_files, struct pool_config **ret) {
+        struct pool_config *cfg = calloc(1, sizeof *cfg);
+        if (!cfg)
+                return -ENOMEM;
+        *ret = cfg;
+        cfg->files = xrealloc_array(NULL, n_files, sizeof *cfg->files);
+        for (size_t i = 0; i < n_files; i++)
+                cfg->files[cfg->n_files++] = xstrdup(files[i]);
+
+        int r = 0;
+        for (size_t i = 0; i < n_files; i++) {
+                int q = parse_file(cfg, cfg->files[i]);
+                if (q < 0 && r == 0)
+                        r = q;
+        }
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < cfg->n_subs; i++) {
+                struct pool_subscription *s = &cfg->subs[i];
+                if (!s->domain)
+                        add_error(cfg, s->file, s->line, "subscription '%s': missing key 'domain'", s->name);
+                if (s->impi_mode == (enum impi_mode) -1)
+                        add_error(cfg, s->file, s->line,
+                                  "subscription '%s': missing key 'impi_mode' (shared or per-entry)", s->name);
+        }
+        for (size_t i = 0; i < cfg->n_pools; i++) {
+                struct pool_def *p = &cfg->pools[i];
+                validate_pool(cfg, p);
+        }
+        check_overlaps(cfg);
+        return cfg->n_errors ? -EINVAL : 0;
+}
+
+static void template_free(struct pool_template *t) {
+        free(t->text);
+        free(t->prefix);
+        free(t->suffix);
+        free(t->regex);
+}
+
+void pool_config_free(struct pool_config *cfg) {
+        if (!cfg)
+                return;
+        for (size_t i = 0; i < cfg->n_subs; i++) {
+                free(cfg->subs[i].name);
+                free(cfg->subs[i].owner);
+                free(cfg->subs[i].domain);
+        }
+        free(cfg->subs);
+        for (size_t i = 0; i < cfg->n_pools; i++) {
+                struct pool_def *p = &cfg->pools[i];
+                free(p->name);
+                free(p->subscription_name);
+                for (size_t j = 0; j < p->n_entries; j++) {
+                        free(p->entries[j].impu);
+                        free(p->entries[j].impi);
+                }
+                free(p->entries);
+                template_free(&p->impu_tpl);
+                template_free(&p->impi_tpl);
+                free(p->shared_impi);
+        }
+        free(cfg->pools);
+        for (size_t i = 0; i < cfg->n_errors; i++)
+                free(cfg->errors[i]);
+        free(cfg->errors);
+        for (size_t i = 0; i < cfg->n_files; i++)
+                free(cfg->files[i]);
+        free(cfg->files);
+        free(cfg);
+}
+
+const struct pool_def *pool_config_find_pool(const struct pool_config *cfg, const char *name) {
+        for (size_t i = 0; i < cfg->n_pools; i++)
+                if (strcmp(cfg->pools[i].name, name) == 0)
+                        return &cfg->pools[i];
+        return NULL;
+}
+
+const char *pool_kind_to_string(enum pool_kind k) {
+        return k == POOL_KIND_ANONYMOUS ? "anonymous" : "authenticated";
+}
+
+const char *pool_source_to_string(enum pool_source s) {
+        switch (s) {
+        case POOL_SOURCE_LIST: return "list";
+        case POOL_SOURCE_RANGE: return "range";
+        case POOL_SOURCE_WILDCARD: return "wildcard";
+        }
+        return "?";
+}
+
+const char *impi_mode_to_string(enum impi_mode m) {
+        return m == IMPI_MODE_SHARED ? "shared" : "per-entry";
+}
+
+const char *token_alphabet_to_string(enum token_alphabet a) {
+        return a == TOKEN_ALPHABET_DIGITS ? "digits" : "base32";
+}

@@ -1,0 +1,755 @@
+/* Lease policy over the store primitives. The rules (DESIGN.md section 5):
+ *  - affinity: a holder with a live lease, or whose last IMPU is still in
+ *    quarantine, gets that IMPU back;
+ *  - quarantine: an IMPU goes to another holder only hold seconds after its
+ *    last lease ended (avail_at = end of lease + hold);
+ *  - reuse: never-used entries first, then the one free for longest (lowest
+ *    avail_at), found through an index: O(log n) in the pool size;
+ *  - range and wildcard pools create an entry row only when first handed out.
+ * Each public call is one store transaction: all or nothing. */
+#include "lease/lease.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/parse.h"
+
+/* A wildcard token collides with an existing IMPU with odds of about
+ * size / 32^12; eight fresh draws in a row all colliding means a bug. */
+#define WILDCARD_ATTEMPTS 8
+
+struct lease_engine {
+        struct store *store;
+        const struct store_ops *ops;
+        const struct wwsf_clock *clock;
+        int64_t retry_after;
+        char error[768];
+};
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct lease_engine *e, int r, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->error, sizeof e->error, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static int store_fail(struct lease_engine *e, int r, const char *what) {
+        if (r == -EBUSY)
+                return fail(e, r, "%s: the lease store stayed locked by another process (%s)", what,
+                            e->ops->error(e->store));
+        return fail(e, r, "%s: lease store error: %s", what, e->ops->error(e->store));
+}
+
+int lease_engine_new(struct store *store, const struct wwsf_clock *clock, struct lease_engine **ret) {
+        struct lease_engine *e = calloc(1, sizeof *e);
+        if (!e)
+                return -ENOMEM;
+        e->store = store;
+        e->ops = store->ops;
+        e->clock = clock ? clock : &wwsf_clock_system;
+        *ret = e;
+        return 0;
+}
+
+void lease_engine_free(struct lease_engine *e) {
+        free(e);
+}
+
+const char *lease_engine_error(const struct lease_engine *e) {
+        return e->error;
+}
+
+int64_t lease_engine_retry_after(const struct lease_engine *e) {
+        return e->retry_after;
+}
+
+int64_t lease_engine_now(const struct lease_engine *e) {
+        return wwsf_clock_now(e->clock);
+}
+
+static enum lease_state entry_state(const struct store_entry *en, int64_t now) {
+        if (en->expires_at > now)
+                return LEASE_STATE_LEASED;
+        if (en->retired)
+                return LEASE_STATE_RETIRED;
+        if (en->avail_at > now)
+                return LEASE_STATE_QUARANTINE;
+        return LEASE_STATE_FREE;
+}
+
+static void lease_from_entry(struct lease *l, const struct store_entry *en, int64_t now) {
+        memset(l, 0, sizeof *l);
+        memcpy(l->pool, en->pool, sizeof l->pool);
+        memcpy(l->impu, en->impu, sizeof l->impu);
+        memcpy(l->impi, en->impi, sizeof l->impi);
+        l->state = entry_state(en, now);
+        if (l->state == LEASE_STATE_LEASED || l->state == LEASE_STATE_QUARANTINE)
+                memcpy(l->holder, en->holder, sizeof l->holder);
+        if (l->state != LEASE_STATE_FREE)
+                memcpy(l->client_addr, en->client_addr, sizeof l->client_addr);
+        l->leased_at = en->leased_at;
+        l->expires_at = en->expires_at;
+        l->quarantine_until = l->state == LEASE_STATE_FREE || en->avail_at == STORE_NEVER ? 0 : en->avail_at;
+        l->materialised = true;
+}
+
+static int check_holder(struct lease_engine *e, const char *holder) {
+        if (!holder || !*holder)
+                return fail(e, -EINVAL, "a holder is required");
+        if (strlen(holder) >= STORE_HOLDER_MAX)
+                return fail(e, -EINVAL, "holder longer than %d bytes", STORE_HOLDER_MAX - 1);
+        for (const char *p = holder; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return fail(e, -EINVAL, "holder contains control characters");
+        return 0;
+}
+
+static int check_impu(struct lease_engine *e, const char *impu) {
+        if (!impu || strlen(impu) >= STORE_IDENTITY_MAX || !wwsf_is_public_identity(impu))
+                return fail(e, -EINVAL, "'%s' is not a sip:, sips: or tel: URI", impu ? impu : "");
+        return 0;
+}
+
+/* When the entry may go to another holder after its lease ends at end. */
+static int64_t avail_after(const struct store_entry *en, const struct store_pool *p, int64_t end) {
+        return en->retired ? STORE_NEVER : end + p->quarantine;
+}
+
+/* Closes the entry's open history row, if any, at ended_at. */
+static int close_history(struct lease_engine *e, struct store_entry *en, int64_t ended_at, const char *reason) {
+        if (!en->history_id)
+                return 0;
+        int r = e->ops->history_close(e->store, en->history_id, ended_at, reason);
+        if (r < 0)
+                return store_fail(e, r, "close lease history");
+        en->history_id = 0;
+        return 0;
+}
+
+/* Gives en to holder from now for the pool's TTL and opens its history row.
+ * en->id == 0 means a new entry to insert. */
+static int grant(struct lease_engine *e, const struct store_pool *p, struct store_entry *en, const char *holder,
+                 const char *client_addr, int64_t now) {
+        int r;
+        if (en->history_id) {
+                /* The previous holder's lease ran out and nobody reclaimed it yet. */
+                if ((r = close_history(e, en, en->expires_at, "expired")) < 0)
+                        return r;
+        }
+        snprintf(en->holder, sizeof en->holder, "%s", holder);
+        snprintf(en->client_addr, sizeof en->client_addr, "%s", client_addr ? client_addr : "");
+        en->leased_at = now;
+        en->expires_at = now + p->lease_ttl;
+        en->avail_at = avail_after(en, p, en->expires_at);
+        if (!en->id) {
+                if ((r = e->ops->entry_insert(e->store, en)) < 0)
+                        return r == -EEXIST ? r : store_fail(e, r, "create pool entry");
+        }
+        if ((r = e->ops->history_open(e->store, en, now, &en->history_id)) < 0)
+                return store_fail(e, r, "open lease history");
+        if ((r = e->ops->entry_update(e->store, en)) < 0)
+                return store_fail(e, r, "update pool entry");
+        return 0;
+}
+
+/* Writes the identities of index idx (range) or token (wildcard) into en.
+ * Config check bounds their length, so truncation means a damaged store. */
+static int fill_identity(const struct store_pool *p, struct store_entry *en, const char *token, int64_t idx) {
+        const struct store_template *ut = &p->impu_tpl, *it = &p->impi_tpl;
+        int n, m;
+        if (token)
+                n = snprintf(en->impu, sizeof en->impu, "%s%s%s", ut->prefix, token, ut->suffix);
+        else
+                n = snprintf(en->impu, sizeof en->impu, "%s%0*lld%s", ut->prefix, ut->width,
+                             (long long) (ut->start + idx), ut->suffix);
+        if (p->impi_mode == IMPI_MODE_SHARED)
+                m = snprintf(en->impi, sizeof en->impi, "%s", p->shared_impi);
+        else if (token)
+                m = snprintf(en->impi, sizeof en->impi, "%s%s%s", it->prefix, token, it->suffix);
+        else
+                m = snprintf(en->impi, sizeof en->impi, "%s%0*lld%s", it->prefix, it->width,
+                             (long long) (it->start + idx), it->suffix);
+        if (n < 0 || m < 0 || (size_t) n >= sizeof en->impu || (size_t) m >= sizeof en->impi)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+/* Creates the pool's next never-used entry (range or wildcard) for holder. */
+static int grant_new(struct lease_engine *e, struct store_pool *p, const char *holder, const char *client_addr,
+                     int64_t now, struct store_entry *en) {
+        int r = -EEXIST;
+        for (int attempt = 0; attempt < (p->source == POOL_SOURCE_WILDCARD ? WILDCARD_ATTEMPTS : 1); attempt++) {
+                memset(en, 0, sizeof *en);
+                en->pool_id = p->id;
+                memcpy(en->pool, p->name, sizeof en->pool);
+                en->idx = p->next_index;
+                if (p->source == POOL_SOURCE_WILDCARD) {
+                        char token[POOL_TOKEN_MAX + 1];
+                        if ((r = pool_token_random(p->token_alphabet, p->token_length, token)) < 0)
+                                return fail(e, r, "no random bytes for a wildcard IMPU");
+                        r = fill_identity(p, en, token, 0);
+                } else
+                        r = fill_identity(p, en, NULL, en->idx);
+                if (r < 0)
+                        return fail(e, r, "pool '%s': generated identity longer than %d bytes", p->name,
+                                    STORE_IDENTITY_MAX - 1);
+                r = grant(e, p, en, holder, client_addr, now);
+                if (r != -EEXIST)
+                        break;
+        }
+        if (r == -EEXIST)
+                return fail(e, r, "pool '%s': IMPU %s already belongs to another pool: the pool configuration overlaps",
+                            p->name, en->impu);
+        if (r < 0)
+                return r;
+        p->next_index++;
+        if ((r = e->ops->pool_set_next_index(e->store, p->id, p->next_index)) < 0)
+                return store_fail(e, r, "advance pool");
+        return 0;
+}
+
+static int acquire_locked(struct lease_engine *e, const char *pool, const char *holder, const char *client_addr,
+                          unsigned flags, int64_t now, struct store_entry *en, enum lease_origin *origin) {
+        struct store_pool p;
+        int r = e->ops->pool_get(e->store, pool, &p);
+        if (r == -ENOENT)
+                return fail(e, r, "unknown pool '%s'", pool);
+        if (r < 0)
+                return store_fail(e, r, "read pool");
+
+        /* Affinity, live: the same IMPU again, renewed. */
+        if (!(flags & LEASE_ACQUIRE_ADDITIONAL)) {
+                r = e->ops->entry_by_holder(e->store, p.id, holder, now, true, en);
+                if (r == 0) {
+                        en->expires_at = now + p.lease_ttl;
+                        en->avail_at = avail_after(en, &p, en->expires_at);
+                        if (client_addr && *client_addr)
+                                snprintf(en->client_addr, sizeof en->client_addr, "%s", client_addr);
+                        if ((r = e->ops->entry_update(e->store, en)) < 0 ||
+                            (en->history_id && (r = e->ops->history_renewed(e->store, en->history_id)) < 0))
+                                return store_fail(e, r, "renew lease");
+                        *origin = LEASE_ORIGIN_LIVE;
+                        return 0;
+                }
+                if (r != -ENOENT)
+                        return store_fail(e, r, "find holder's lease");
+        }
+
+        int64_t live;
+        if ((r = e->ops->entry_count_live(e->store, p.id, holder, now, &live)) < 0)
+                return store_fail(e, r, "count holder's leases");
+        if (live >= p.max_per_holder)
+                return fail(e, -EDQUOT, "holder '%s' already has %lld lease%s in pool '%s' (max_per_holder %lld)",
+                            holder, (long long) live, live == 1 ? "" : "s", pool, (long long) p.max_per_holder);
+
+        /* Affinity, quarantine: the holder's last IMPU, which nobody else can have yet. */
+        r = e->ops->entry_by_holder(e->store, p.id, holder, now, false, en);
+        if (r == 0) {
+                *origin = LEASE_ORIGIN_QUARANTINE;
+                return grant(e, &p, en, holder, client_addr, now);
+        }
+        if (r != -ENOENT)
+                return store_fail(e, r, "find holder's quarantined IMPU");
+
+        /* Never-used entries have been free since the pool was imported:
+         * longer than any entry that was ever released. */
+        if (p.source != POOL_SOURCE_LIST && p.next_index < p.size) {
+                *origin = LEASE_ORIGIN_NEW;
+                return grant_new(e, &p, holder, client_addr, now, en);
+        }
+
+        r = e->ops->entry_first_available(e->store, p.id, en);
+        if (r < 0 && r != -ENOENT)
+                return store_fail(e, r, "find a free IMPU");
+        if (r == -ENOENT || en->avail_at > now) {
+                e->retry_after = r == 0 && en->avail_at != STORE_NEVER ? en->avail_at - now : 0;
+                return fail(e, -ENOSPC, "pool '%s' is exhausted: all %lld IMPUs are leased or in quarantine", pool,
+                            (long long) p.size);
+        }
+        *origin = en->leased_at ? LEASE_ORIGIN_REUSED : LEASE_ORIGIN_NEW;
+        return grant(e, &p, en, holder, client_addr, now);
+}
+
+/* Evaluates call inside one write transaction: commit on success, else roll back. */
+#define IN_TRANSACTION(e, what, call)                                                                          \
+        ({                                                                                                     \
+                int _r = (e)->ops->begin((e)->store);                                                          \
+                if (_r < 0)                                                                                    \
+                        _r = store_fail((e), _r, what);                                                        \
+                else {                                                                                         \
+                        _r = (call);                                                                           \
+                        if (_r < 0)                                                                            \
+                                (e)->ops->rollback((e)->store);                                                \
+                        else if ((_r = (e)->ops->commit((e)->store)) < 0)                                      \
+                                _r = store_fail((e), _r, what);                                                \
+                }                                                                                              \
+                _r;                                                                                            \
+        })
+
+int lease_acquire(struct lease_engine *e, const char *pool, const char *holder, const char *client_addr,
+                  unsigned flags, struct lease *ret, enum lease_origin *ret_origin) {
+        int r;
+        e->retry_after = 0;
+        e->error[0] = '\0';
+        if ((r = check_holder(e, holder)) < 0)
+                return r;
+        if (!pool || !*pool)
+                return fail(e, -EINVAL, "a pool is required");
+        if (client_addr && *client_addr && (strlen(client_addr) >= STORE_ADDR_MAX || !wwsf_is_ip_address(client_addr)))
+                return fail(e, -EINVAL, "client address '%s' is not an IPv4 or IPv6 address", client_addr);
+
+        int64_t now = wwsf_clock_now(e->clock);
+        struct store_entry en;
+        enum lease_origin origin = LEASE_ORIGIN_NEW;
+        r = IN_TRANSACTION(e, "acquire", acquire_locked(e, pool, holder, client_addr, flags, now, &en, &origin));
+        if (r < 0)
+                return r;
+        if (ret)
+                lease_from_entry(ret, &en, now);
+        if (ret_origin)
+                *ret_origin = origin;
+        return 0;
+}
+
+/* Loads the entry of impu inside a transaction, or explains its absence. */
+static int entry_for(struct lease_engine *e, const char *impu, struct store_entry *en) {
+        int r = e->ops->entry_by_impu(e->store, impu, en);
+        if (r == -ENOENT)
+                return fail(e, r, "no lease for %s: it was never handed out", impu);
+        if (r < 0)
+                return store_fail(e, r, "find IMPU");
+        return 0;
+}
+
+static int renew_locked(struct lease_engine *e, const char *impu, const char *holder, int64_t now,
+                        struct store_entry *en) {
+        int r = entry_for(e, impu, en);
+        if (r < 0)
+                return r;
+        enum lease_state st = entry_state(en, now);
+        if (st != LEASE_STATE_LEASED && !(st == LEASE_STATE_QUARANTINE && en->holder[0]))
+                return fail(e, -ESTALE, "%s is %s: nothing to renew", impu, lease_state_to_string(st));
+        if (strcmp(en->holder, holder) != 0)
+                return fail(e, -EPERM, "holder mismatch: %s is %s by another holder", impu,
+                            st == LEASE_STATE_LEASED ? "leased" : "held in quarantine");
+        struct store_pool p;
+        if ((r = e->ops->pool_get(e->store, en->pool, &p)) < 0)
+                return store_fail(e, r, "read pool");
+        if (st == LEASE_STATE_QUARANTINE)
+                return grant(e, &p, en, holder, en->client_addr, now);
+        en->expires_at = now + p.lease_ttl;
+        en->avail_at = avail_after(en, &p, en->expires_at);
+        if ((r = e->ops->entry_update(e->store, en)) < 0 ||
+            (en->history_id && (r = e->ops->history_renewed(e->store, en->history_id)) < 0))
+                return store_fail(e, r, "renew lease");
+        return 0;
+}
+
+int lease_renew(struct lease_engine *e, const char *impu, const char *holder, struct lease *ret) {
+        int r;
+        if ((r = check_impu(e, impu)) < 0 || (r = check_holder(e, holder)) < 0)
+                return r;
+        int64_t now = wwsf_clock_now(e->clock);
+        struct store_entry en;
+        if ((r = IN_TRANSACTION(e, "renew", renew_locked(e, impu, holder, now, &en))) < 0)
+                return r;
+        if (ret)
+                lease_from_entry(ret, &en, now);
+        return 0;
+}
+
+/* Ends a live lease at now, for release (holder given) or revoke (NULL). */
+static int end_locked(struct lease_engine *e, const char *impu, const char *holder, int64_t now,
+                      struct store_entry *en) {
+        int r = entry_for(e, impu, en);
+        if (r < 0)
+                return r;
+        enum lease_state st = entry_state(en, now);
+        if (holder) {
+                if (st != LEASE_STATE_LEASED)
+                        return fail(e, -ESTALE, "%s is not leased (%s): nothing to release", impu,
+                                    lease_state_to_string(st));
+                if (strcmp(en->holder, holder) != 0)
+                        return fail(e, -EPERM, "holder mismatch: %s is leased by another holder", impu);
+        } else if (st != LEASE_STATE_LEASED && !(st == LEASE_STATE_QUARANTINE && en->holder[0]))
+                return fail(e, -ESTALE, "%s is %s: nothing to revoke", impu, lease_state_to_string(st));
+
+        struct store_pool p;
+        if ((r = e->ops->pool_get(e->store, en->pool, &p)) < 0)
+                return store_fail(e, r, "read pool");
+        if (st == LEASE_STATE_LEASED) {
+                en->expires_at = now;
+                en->avail_at = avail_after(en, &p, now);
+        }
+        if ((r = close_history(e, en, en->expires_at, holder ? "released" : "revoked")) < 0)
+                return r;
+        if (!holder)
+                en->holder[0] = '\0';   /* a revoked holder gets no affinity */
+        if ((r = e->ops->entry_update(e->store, en)) < 0)
+                return store_fail(e, r, "end lease");
+        return 0;
+}
+
+int lease_release(struct lease_engine *e, const char *impu, const char *holder, struct lease *ret) {
+        int r;
+        if ((r = check_impu(e, impu)) < 0 || (r = check_holder(e, holder)) < 0)
+                return r;
+        int64_t now = wwsf_clock_now(e->clock);
+        struct store_entry en;
+        if ((r = IN_TRANSACTION(e, "release", end_locked(e, impu, holder, now, &en))) < 0)
+                return r;
+        if (ret)
+                lease_from_entry(ret, &en, now);
+        return 0;
+}
+
+int lease_revoke(struct lease_engine *e, const char *impu, struct lease *ret) {
+        int r;
+        if ((r = check_impu(e, impu)) < 0)
+                return r;
+        int64_t now = wwsf_clock_now(e->clock);
+        struct store_entry en;
+        if ((r = IN_TRANSACTION(e, "revoke", end_locked(e, impu, NULL, now, &en))) < 0)
+                return r;
+        if (ret) {
+                lease_from_entry(ret, &en, now);
+                if (ret->state == LEASE_STATE_QUARANTINE)
+                        ret->holder[0] = '\0';
+        }
+        return 0;
+}
+
+struct range_match {
+        const char *impu;
+        struct store_pool pool;
+        int64_t index;
+        bool found;
+};
+
+static int match_range_pool(const struct store_pool *p, void *userdata) {
+        struct range_match *m = userdata;
+        if (p->source != POOL_SOURCE_RANGE)
+                return 0;
+        struct pool_template t = {
+                .prefix = (char *) p->impu_tpl.prefix, .suffix = (char *) p->impu_tpl.suffix,
+                .start = p->impu_tpl.start, .width = p->impu_tpl.width,
+        };
+        if (pool_template_match_index(&t, p->size, m->impu, &m->index) && m->index >= p->next_index) {
+                m->pool = *p;
+                m->found = true;
+                return 1;
+        }
+        return 0;
+}
+
+int lease_lookup(struct lease_engine *e, const char *impu, struct lease *ret) {
+        int r;
+        if ((r = check_impu(e, impu)) < 0)
+                return r;
+        int64_t now = wwsf_clock_now(e->clock);
+        struct store_entry en;
+        r = e->ops->entry_by_impu(e->store, impu, &en);
+        if (r == 0) {
+                lease_from_entry(ret, &en, now);
+                return 0;
+        }
+        if (r != -ENOENT)
+                return store_fail(e, r, "find IMPU");
+        /* Not materialised: it may still be a never-used entry of a range pool. */
+        struct range_match m = { .impu = impu };
+        if ((r = e->ops->pool_list(e->store, match_range_pool, &m)) < 0)
+                return store_fail(e, r, "list pools");
+        if (!m.found)
+                return fail(e, -ENOENT, "%s is in no pool", impu);
+        struct store_entry virt = { .pool_id = m.pool.id, .idx = m.index };
+        memcpy(virt.pool, m.pool.name, sizeof virt.pool);
+        if (fill_identity(&m.pool, &virt, NULL, m.index) < 0)
+                return fail(e, -ENAMETOOLONG, "%s: identity too long", impu);
+        lease_from_entry(ret, &virt, now);
+        ret->materialised = false;
+        return 0;
+}
+
+struct reclaim_state {
+        struct lease_engine *e;
+        struct store_entry *batch;
+        int n, cap;
+};
+
+static int collect_expired(const struct store_entry *en, void *userdata) {
+        struct reclaim_state *rs = userdata;
+        if (rs->n >= rs->cap)
+                return 1;
+        rs->batch[rs->n++] = *en;
+        return 0;
+}
+
+static int reclaim_locked(struct lease_engine *e, int max_count, int max_ms, int64_t now,
+                          struct lease_reclaim_result *res) {
+        struct reclaim_state rs = { .e = e, .cap = max_count };
+        rs.batch = calloc((size_t) max_count, sizeof *rs.batch);
+        if (!rs.batch)
+                return fail(e, -ENOMEM, "reclaim: out of memory");
+        uint64_t deadline = wwsf_monotonic_ns() + (uint64_t) max_ms * 1000000u;
+        int r = e->ops->entries_expired(e->store, now, max_count, collect_expired, &rs);
+        if (r < 0) {
+                r = store_fail(e, r, "find expired leases");
+                goto out;
+        }
+        for (int i = 0; i < rs.n; i++) {
+                struct store_entry *en = &rs.batch[i];
+                if ((r = close_history(e, en, en->expires_at, "expired")) < 0)
+                        goto out;
+                if ((r = e->ops->entry_update(e->store, en)) < 0) {
+                        r = store_fail(e, r, "reclaim lease");
+                        goto out;
+                }
+                res->reclaimed++;
+                if (wwsf_monotonic_ns() > deadline && i + 1 < rs.n) {
+                        res->more = true;
+                        break;
+                }
+        }
+        if (rs.n == max_count)
+                res->more = true;
+        r = 0;
+out:
+        free(rs.batch);
+        return r;
+}
+
+int lease_reclaim_batch(struct lease_engine *e, int max_count, int max_ms, struct lease_reclaim_result *ret) {
+        if (max_count < 1 || max_ms < 1)
+                return fail(e, -EINVAL, "reclaim needs a batch size and a time bound of at least 1");
+        struct lease_reclaim_result res = { 0 };
+        uint64_t t0 = wwsf_monotonic_ns();
+        int64_t now = wwsf_clock_now(e->clock);
+        int r = IN_TRANSACTION(e, "reclaim", reclaim_locked(e, max_count, max_ms, now, &res));
+        res.elapsed_ns = wwsf_monotonic_ns() - t0;
+        if (r < 0)
+                return r;
+        *ret = res;
+        return 0;
+}
+
+static bool same_text(const char *stored, const char *configured) {
+        return strcmp(stored, configured ? configured : "") == 0;
+}
+
+static int import_pool(struct lease_engine *e, const struct pool_def *d, int64_t now,
+                       struct lease_import_result *res) {
+        struct store_pool old;
+        int r = e->ops->pool_get(e->store, d->name, &old);
+        bool existed = r == 0;
+        if (r < 0 && r != -ENOENT)
+                return store_fail(e, r, "read pool");
+        if (existed && old.source != d->source)
+                return fail(e, -EINVAL, "pool '%s': its IMPU source changed from %s to %s; define a new pool instead",
+                            d->name, pool_source_to_string(old.source), pool_source_to_string(d->source));
+        if (existed && d->source != POOL_SOURCE_LIST && old.next_index > 0 &&
+            (!same_text(old.impu_tpl.text, d->impu_tpl.text) || !same_text(old.impi_tpl.text, d->impi_tpl.text) ||
+             !same_text(old.shared_impi, d->shared_impi)))
+                return fail(e, -EINVAL,
+                            "pool '%s': its IMPU/IMPI template changed after IMPUs were handed out; define a new pool instead",
+                            d->name);
+        if ((r = e->ops->pool_upsert(e->store, d, now)) < 0)
+                return store_fail(e, r, "write pool");
+        struct store_pool p;
+        if ((r = e->ops->pool_get(e->store, d->name, &p)) < 0)
+                return store_fail(e, r, "read pool");
+        res->pools++;
+
+        if (d->source != POOL_SOURCE_LIST) {
+                /* A range or wildcard that shrank retires what lies beyond it. */
+                if (p.next_index > p.size) {
+                        if ((r = e->ops->entries_retire(e->store, p.id, p.size)) < 0)
+                                return store_fail(e, r, "retire entries");
+                        res->entries_retired += (int) (p.next_index - p.size);
+                        if ((r = e->ops->pool_set_next_index(e->store, p.id, p.size)) < 0)
+                                return store_fail(e, r, "shrink pool");
+                }
+                return 0;
+        }
+
+        /* A list: retire everything, then bring back what is still listed. */
+        struct store_counts before;
+        if ((r = e->ops->pool_counts(e->store, p.id, now, &before)) < 0)
+                return store_fail(e, r, "count entries");
+        if ((r = e->ops->entries_retire(e->store, p.id, 0)) < 0)
+                return store_fail(e, r, "retire entries");
+        for (size_t i = 0; i < d->n_entries; i++) {
+                const struct pool_list_entry *le = &d->entries[i];
+                const char *impi = p.impi_mode == IMPI_MODE_SHARED ? p.shared_impi : le->impi;
+                struct store_entry en;
+                r = e->ops->entry_by_impu(e->store, le->impu, &en);
+                if (r == 0 && en.pool_id != p.id)
+                        return fail(e, -EEXIST, "%s:%d: %s already belongs to pool '%s'", d->file, le->line, le->impu,
+                                    en.pool);
+                if (r == 0) {
+                        snprintf(en.impi, sizeof en.impi, "%s", impi);
+                        en.retired = false;
+                        /* Back in the list: the hold of its last lease still applies. */
+                        en.avail_at = en.expires_at > 0 ? en.expires_at + p.quarantine : 0;
+                        if ((r = e->ops->entry_update(e->store, &en)) < 0)
+                                return store_fail(e, r, "update listed entry");
+                        continue;
+                }
+                if (r != -ENOENT)
+                        return store_fail(e, r, "find listed entry");
+                /* A listed entry keeps its index for life; new ones go after the rest. */
+                en = (struct store_entry) { .pool_id = p.id, .idx = p.next_index++ };
+                snprintf(en.impu, sizeof en.impu, "%s", le->impu);
+                snprintf(en.impi, sizeof en.impi, "%s", impi);
+                if ((r = e->ops->entry_insert(e->store, &en)) < 0)
+                        return store_fail(e, r, "add listed entry");
+                res->entries_added++;
+        }
+        struct store_counts after;
+        if ((r = e->ops->pool_counts(e->store, p.id, now, &after)) < 0)
+                return store_fail(e, r, "count entries");
+        if (after.retired > before.retired)
+                res->entries_retired += (int) (after.retired - before.retired);
+        if ((r = e->ops->pool_set_next_index(e->store, p.id, p.next_index)) < 0)
+                return store_fail(e, r, "write pool");
+        return 0;
+}
+
+static int import_locked(struct lease_engine *e, const struct pool_config *cfg, int64_t now,
+                         struct lease_import_result *res) {
+        int r;
+        for (size_t i = 0; i < cfg->n_subs; i++) {
+                if ((r = e->ops->subscription_upsert(e->store, &cfg->subs[i])) < 0)
+                        return store_fail(e, r, "write subscription");
+                res->subscriptions++;
+        }
+        for (size_t i = 0; i < cfg->n_pools; i++) {
+                const struct pool_def *d = &cfg->pools[i];
+                if ((r = import_pool(e, d, now, res)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int lease_import(struct lease_engine *e, const struct pool_config *cfg, struct lease_import_result *ret) {
+        struct lease_import_result res = { 0 };
+        int64_t now = wwsf_clock_now(e->clock);
+        int r = IN_TRANSACTION(e, "import", import_locked(e, cfg, now, &res));
+        if (r < 0)
+                return r;
+        if (ret)
+                *ret = res;
+        return 0;
+}
+
+struct list_state {
+        int64_t now;
+        lease_cb cb;
+        void *userdata;
+};
+
+static int list_entry(const struct store_entry *en, void *userdata) {
+        struct list_state *ls = userdata;
+        struct lease l;
+        lease_from_entry(&l, en, ls->now);
+        return ls->cb(&l, ls->userdata);
+}
+
+int lease_list(struct lease_engine *e, const char *pool, lease_cb cb, void *userdata) {
+        struct list_state ls = { .now = wwsf_clock_now(e->clock), .cb = cb, .userdata = userdata };
+        int r = e->ops->entry_list(e->store, pool, list_entry, &ls);
+        return r < 0 ? store_fail(e, r, "list leases") : r;
+}
+
+struct pools_state {
+        struct lease_engine *e;
+        const char *only;
+        int64_t now;
+        lease_pool_cb cb;
+        void *userdata;
+        int error;
+        bool found;
+};
+
+static int pool_stats_one(const struct store_pool *p, void *userdata) {
+        struct pools_state *ps = userdata;
+        if (ps->only && strcmp(ps->only, p->name) != 0)
+                return 0;
+        ps->found = true;
+        struct store_counts c;
+        int r = ps->e->ops->pool_counts(ps->e->store, p->id, ps->now, &c);
+        if (r < 0) {
+                ps->error = store_fail(ps->e, r, "count entries");
+                return 1;
+        }
+        struct lease_pool_stats s = {
+                .pool = *p, .leased = c.leased, .quarantine = c.quarantine, .retired = c.retired,
+                .materialised = c.materialised,
+        };
+        /* Retired entries lie outside size (off the list, or beyond a shrunk
+         * range): what is left is what the pool can still hand out. */
+        s.free = p->size - c.leased - c.quarantine;
+        if (s.free < 0)
+                s.free = 0;
+        return ps->cb ? ps->cb(&s, ps->userdata) : 0;
+}
+
+int lease_pools(struct lease_engine *e, const char *pool, lease_pool_cb cb, void *userdata) {
+        struct pools_state ps = { .e = e, .only = pool, .now = wwsf_clock_now(e->clock), .cb = cb,
+                                  .userdata = userdata };
+        int r = e->ops->pool_list(e->store, pool_stats_one, &ps);
+        if (r < 0)
+                return store_fail(e, r, "list pools");
+        if (ps.error < 0)
+                return ps.error;
+        if (pool && !ps.found)
+                return fail(e, -ENOENT, "unknown pool '%s'", pool);
+        return r;
+}
+
+int lease_audit(struct lease_engine *e, const char *impu, int64_t at, store_history_cb cb, void *userdata) {
+        int r = check_impu(e, impu);
+        if (r < 0)
+                return r;
+        r = e->ops->history_list(e->store, impu, at, cb, userdata);
+        return r < 0 ? store_fail(e, r, "read lease history") : r;
+}
+
+int lease_check(struct lease_engine *e, char *buf, size_t size) {
+        int r = e->ops->check(e->store, buf, size);
+        return r < 0 ? store_fail(e, r, "integrity check") : 0;
+}
+
+const char *lease_state_to_string(enum lease_state s) {
+        switch (s) {
+        case LEASE_STATE_FREE: return "free";
+        case LEASE_STATE_LEASED: return "leased";
+        case LEASE_STATE_QUARANTINE: return "quarantine";
+        case LEASE_STATE_RETIRED: return "retired";
+        }
+        return "?";
+}
+
+int lease_state_from_string(const char *s, enum lease_state *ret) {
+        for (int i = LEASE_STATE_FREE; i <= LEASE_STATE_RETIRED; i++)
+                if (strcmp(s, lease_state_to_string(i)) == 0) {
+                        *ret = i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+const char *lease_origin_to_string(enum lease_origin o) {
+        switch (o) {
+        case LEASE_ORIGIN_LIVE: return "affinity-live";
+        case LEASE_ORIGIN_QUARANTINE: return "affinity-quarantine";
+        case LEASE_ORIGIN_NEW: return "new";
+        case LEASE_ORIGIN_REUSED: return "reused";
+        }
+        return "?";
+}

@@ -1,0 +1,168 @@
+/* The lease store: every byte of SQL in the project sits behind this interface.
+ *
+ * The lease engine (src/lease) holds the policy (affinity, quarantine, reuse
+ * order, limits) and calls these primitives inside one write transaction per
+ * operation. A backend implements struct store_ops; SQLite (store_sqlite.c) is
+ * the one we ship. A PostgreSQL backend for several wwsfd nodes would
+ * implement the same operations (entry_first_available with FOR UPDATE SKIP
+ * LOCKED) and leave every caller as it is.
+ *
+ * Functions return 0, or a negative errno: -ENOENT (no such row), -EEXIST (a
+ * unique key is taken), -EBUSY (the database stayed locked past the busy
+ * timeout), -EIO (anything else; store_error() has the backend's words).
+ * Strings in the structs are copied in; they are bounded by the sizes below,
+ * which the engine checks before it calls in. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/pool_config.h"
+
+#define STORE_NAME_MAX 65       /* pool and subscription names, tenant: 64 + NUL */
+#define STORE_IDENTITY_MAX 256  /* IMPU, IMPI: 255 + NUL */
+#define STORE_HOLDER_MAX 256    /* holder handle: 255 + NUL */
+#define STORE_ADDR_MAX 64       /* client address: INET6_ADDRSTRLEN fits */
+#define STORE_TEXT_MAX 512      /* templates as written, file names */
+
+/* Retired entries and never-free ones use this as avail_at, so the
+ * longest-free-first index never reaches them. */
+#define STORE_NEVER INT64_MAX
+
+enum store_sync {
+        STORE_SYNC_FULL,        /* fsync every commit: survives power loss (default) */
+        STORE_SYNC_NORMAL,      /* WAL synced at checkpoints: survives a process crash */
+        STORE_SYNC_OFF,         /* for benchmarks that want the CPU cost alone */
+};
+
+struct store_options {
+        enum store_sync sync;
+        int busy_timeout_ms;    /* 0 = 5000 */
+        bool read_only;
+};
+
+struct store_template {
+        char text[STORE_TEXT_MAX];
+        char prefix[STORE_IDENTITY_MAX];
+        char suffix[STORE_IDENTITY_MAX];
+        int64_t start;
+        int width;
+        char regex[STORE_IDENTITY_MAX];
+};
+
+struct store_pool {
+        int64_t id;
+        char name[STORE_NAME_MAX];
+        char subscription[STORE_NAME_MAX];
+        char owner[STORE_NAME_MAX];     /* "" when operator-owned */
+        char domain[STORE_IDENTITY_MAX];
+        enum impi_mode impi_mode;
+        enum pool_kind kind;
+        int64_t lease_ttl, quarantine, max_per_holder;
+        enum pool_source source;
+        int64_t size, next_index;
+        struct store_template impu_tpl, impi_tpl;       /* text "" when absent */
+        char shared_impi[STORE_IDENTITY_MAX];
+        int token_length;
+        enum token_alphabet token_alphabet;
+        char source_file[STORE_TEXT_MAX];
+        int64_t imported_at;
+};
+
+struct store_entry {
+        int64_t id;             /* 0 before insert */
+        int64_t pool_id;
+        char pool[STORE_NAME_MAX];      /* filled by lookups */
+        int64_t idx;
+        char impu[STORE_IDENTITY_MAX];
+        char impi[STORE_IDENTITY_MAX];
+        char holder[STORE_HOLDER_MAX];  /* "" = none */
+        char client_addr[STORE_ADDR_MAX];
+        int64_t leased_at, expires_at, avail_at;
+        bool retired;
+        int64_t history_id;     /* 0 = no open lease */
+};
+
+struct store_history {
+        int64_t id;
+        char pool[STORE_NAME_MAX];
+        char impu[STORE_IDENTITY_MAX];
+        char impi[STORE_IDENTITY_MAX];
+        char holder[STORE_HOLDER_MAX];
+        char client_addr[STORE_ADDR_MAX];
+        int64_t started_at;
+        int64_t ended_at;       /* for an open lease: its current expires_at */
+        bool open;
+        char end_reason[16];    /* "" while open */
+        int64_t renewals;
+};
+
+struct store_counts {
+        int64_t materialised, leased, quarantine, retired;
+};
+
+struct store;
+
+typedef int (*store_pool_cb)(const struct store_pool *p, void *userdata);
+typedef int (*store_entry_cb)(const struct store_entry *e, void *userdata);
+typedef int (*store_history_cb)(const struct store_history *h, void *userdata);
+
+struct store_ops {
+        const char *backend;
+        void (*close)(struct store *s);
+        const char *(*error)(struct store *s);
+
+        int (*begin)(struct store *s);          /* a write transaction, taken at once */
+        int (*commit)(struct store *s);
+        void (*rollback)(struct store *s);
+
+        int (*subscription_upsert)(struct store *s, const struct pool_subscription *sub);
+        /* Inserts or updates the pool row from its definition; keeps next_index. */
+        int (*pool_upsert)(struct store *s, const struct pool_def *def, int64_t now);
+        int (*pool_get)(struct store *s, const char *name, struct store_pool *ret);
+        int (*pool_list)(struct store *s, store_pool_cb cb, void *userdata);
+        int (*pool_set_next_index)(struct store *s, int64_t pool_id, int64_t next_index);
+        int (*pool_counts)(struct store *s, int64_t pool_id, int64_t now, struct store_counts *ret);
+
+        int (*entry_by_impu)(struct store *s, const char *impu, struct store_entry *ret);
+        /* The holder's entry in the pool with expires_at > now (live), or else
+         * with expires_at <= now < avail_at (quarantine, latest first). */
+        int (*entry_by_holder)(struct store *s, int64_t pool_id, const char *holder, int64_t now, bool live,
+                               struct store_entry *ret);
+        int (*entry_count_live)(struct store *s, int64_t pool_id, const char *holder, int64_t now, int64_t *ret);
+        /* The entry with the lowest avail_at in the pool (-ENOENT if none). */
+        int (*entry_first_available)(struct store *s, int64_t pool_id, struct store_entry *ret);
+        int (*entry_insert)(struct store *s, struct store_entry *e);
+        int (*entry_update)(struct store *s, const struct store_entry *e);
+        /* Marks every entry of the pool retired with avail_at STORE_NEVER
+         * (import un-retires those still in the source). */
+        int (*entries_retire)(struct store *s, int64_t pool_id, int64_t from_index);
+        /* Up to limit entries with an open lease and expires_at <= now, oldest first. */
+        int (*entries_expired)(struct store *s, int64_t now, int limit, store_entry_cb cb, void *userdata);
+        int (*entry_list)(struct store *s, const char *pool, store_entry_cb cb, void *userdata);
+
+        int (*history_open)(struct store *s, const struct store_entry *e, int64_t started_at, int64_t *ret_id);
+        int (*history_close)(struct store *s, int64_t id, int64_t ended_at, const char *reason);
+        int (*history_renewed)(struct store *s, int64_t id);
+        /* Leases of impu, newest first; with at >= 0 only those live at that time. */
+        int (*history_list)(struct store *s, const char *impu, int64_t at, store_history_cb cb, void *userdata);
+
+        /* "ok", or what an integrity check found. */
+        int (*check)(struct store *s, char *buf, size_t size);
+};
+
+struct store {
+        const struct store_ops *ops;
+};
+
+/* Opens (creating if needed) the SQLite store at path and brings its schema up
+ * to date. A database from a newer schema is refused with -EPROTO and the
+ * reason in *ret_error (static or owned by the caller's buffer). */
+int store_sqlite_open(const char *path, const struct store_options *opt, struct store **ret,
+                      char *errbuf, size_t errsize);
+
+/* Closes any backend; accepts NULL. */
+void store_close(struct store *s);
+
+/* Highest schema version this build knows. */
+int store_schema_version(void);

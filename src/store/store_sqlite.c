@@ -1,0 +1,780 @@
+/* SQLite backend of the lease store (see store.h). One connection per handle;
+ * WAL mode so readers never block the writer; write transactions begin
+ * IMMEDIATE so two processes never both read-then-write the same entry. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/migrations.h"
+#include "store/store.h"
+
+enum stmt_id {
+        ST_BEGIN,
+        ST_COMMIT,
+        ST_ROLLBACK,
+        ST_SUB_UPSERT,
+        ST_POOL_UPSERT,
+        ST_POOL_GET,
+        ST_POOL_LIST,
+        ST_POOL_SET_NEXT,
+        ST_POOL_COUNTS,
+        ST_ENTRY_BY_IMPU,
+        ST_ENTRY_LIVE_BY_HOLDER,
+        ST_ENTRY_QUARANTINE_BY_HOLDER,
+        ST_ENTRY_COUNT_LIVE,
+        ST_ENTRY_FIRST_AVAILABLE,
+        ST_ENTRY_INSERT,
+        ST_ENTRY_UPDATE,
+        ST_ENTRIES_RETIRE,
+        ST_ENTRIES_EXPIRED,
+        ST_ENTRY_LIST_ALL,
+        ST_ENTRY_LIST_POOL,
+        ST_HISTORY_OPEN,
+        ST_HISTORY_CLOSE,
+        ST_HISTORY_RENEWED,
+        ST_HISTORY_LIST,
+        ST_HISTORY_LIST_AT,
+        _ST_MAX,
+};
+
+#define ENTRY_COLUMNS                                                                                  \
+        "e.id, e.pool_id, p.name, e.idx, e.impu, e.impi, e.holder, e.client_addr, e.leased_at, "      \
+        "e.expires_at, e.avail_at, e.retired, e.history_id FROM pool_entry e JOIN pool p ON p.id = e.pool_id "
+
+#define POOL_COLUMNS                                                                                   \
+        "p.id, p.name, s.name, s.owner, s.domain, s.impi_mode, p.kind, p.lease_ttl, p.quarantine, "   \
+        "p.max_per_holder, p.source, p.size, p.next_index, p.impu_template, p.impu_prefix, "           \
+        "p.impu_suffix, p.impu_start, p.impu_width, p.impu_regex, p.impi_template, p.impi_prefix, "   \
+        "p.impi_suffix, p.impi_start, p.impi_width, p.shared_impi, p.token_length, p.token_alphabet, " \
+        "p.source_file, p.imported_at FROM pool p JOIN subscription s ON s.id = p.subscription_id "
+
+#define HISTORY_SELECT                                                                                 \
+        "SELECT h.id, p.name, h.impu, h.impi, h.holder, h.client_addr, h.started_at, "                \
+        "COALESCE(h.ended_at, e.expires_at, h.started_at), h.ended_at IS NULL, "                      \
+        "COALESCE(h.end_reason, ''), h.renewals FROM lease_history h JOIN pool p ON p.id = h.pool_id " \
+        "LEFT JOIN pool_entry e ON e.impu = h.impu AND e.history_id = h.id WHERE h.impu = ?1 "
+
+static const char *const stmt_sql[_ST_MAX] = {
+        [ST_BEGIN] = "BEGIN IMMEDIATE",
+        [ST_COMMIT] = "COMMIT",
+        [ST_ROLLBACK] = "ROLLBACK",
+        [ST_SUB_UPSERT] = "INSERT INTO subscription (name, owner, domain, impi_mode) VALUES (?1, ?2, ?3, ?4) "
+                          "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, domain = excluded.domain, "
+                          "impi_mode = excluded.impi_mode",
+        [ST_POOL_UPSERT] =
+                "INSERT INTO pool (name, subscription_id, kind, lease_ttl, quarantine, max_per_holder, source, "
+                "size, impu_template, impu_prefix, impu_suffix, impu_start, impu_width, impu_regex, "
+                "impi_template, impi_prefix, impi_suffix, impi_start, impi_width, shared_impi, token_length, "
+                "token_alphabet, source_file, imported_at) "
+                "VALUES (?1, (SELECT id FROM subscription WHERE name = ?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24) "
+                "ON CONFLICT (name) DO UPDATE SET subscription_id = excluded.subscription_id, "
+                "kind = excluded.kind, lease_ttl = excluded.lease_ttl, quarantine = excluded.quarantine, "
+                "max_per_holder = excluded.max_per_holder, source = excluded.source, size = excluded.size, "
+                "impu_template = excluded.impu_template, impu_prefix = excluded.impu_prefix, "
+                "impu_suffix = excluded.impu_suffix, impu_start = excluded.impu_start, "
+                "impu_width = excluded.impu_width, impu_regex = excluded.impu_regex, "
+                "impi_template = excluded.impi_template, impi_prefix = excluded.impi_prefix, "
+                "impi_suffix = excluded.impi_suffix, impi_start = excluded.impi_start, "
+                "impi_width = excluded.impi_width, shared_impi = excluded.shared_impi, "
+                "token_length = excluded.token_length, token_alphabet = excluded.token_alphabet, "
+                "source_file = excluded.source_file, imported_at = excluded.imported_at",
+        [ST_POOL_GET] = "SELECT " POOL_COLUMNS "WHERE p.name = ?1",
+        [ST_POOL_LIST] = "SELECT " POOL_COLUMNS "ORDER BY p.name",
+        [ST_POOL_SET_NEXT] = "UPDATE pool SET next_index = ?2 WHERE id = ?1",
+        [ST_POOL_COUNTS] = "SELECT count(*), total(expires_at > ?2 AND retired = 0), "
+                           "total(expires_at <= ?2 AND avail_at > ?2 AND retired = 0), total(retired) "
+                           "FROM pool_entry WHERE pool_id = ?1",
+        [ST_ENTRY_BY_IMPU] = "SELECT " ENTRY_COLUMNS "WHERE e.impu = ?1",
+        [ST_ENTRY_LIVE_BY_HOLDER] = "SELECT " ENTRY_COLUMNS "WHERE e.pool_id = ?1 AND e.holder = ?2 "
+                                    "AND e.expires_at > ?3 ORDER BY e.expires_at DESC LIMIT 1",
+        [ST_ENTRY_QUARANTINE_BY_HOLDER] =
+                "SELECT " ENTRY_COLUMNS "WHERE e.pool_id = ?1 AND e.holder = ?2 AND e.expires_at <= ?3 "
+                "AND e.avail_at > ?3 AND e.retired = 0 ORDER BY e.expires_at DESC LIMIT 1",
+        [ST_ENTRY_COUNT_LIVE] = "SELECT count(*) FROM pool_entry WHERE pool_id = ?1 AND holder = ?2 "
+                                "AND expires_at > ?3",
+        [ST_ENTRY_FIRST_AVAILABLE] = "SELECT " ENTRY_COLUMNS "WHERE e.pool_id = ?1 ORDER BY e.avail_at LIMIT 1",
+        [ST_ENTRY_INSERT] = "INSERT INTO pool_entry (pool_id, idx, impu, impi, holder, client_addr, leased_at, "
+                            "expires_at, avail_at, retired, history_id) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        [ST_ENTRY_UPDATE] = "UPDATE pool_entry SET idx = ?2, impi = ?3, holder = ?4, client_addr = ?5, "
+                            "leased_at = ?6, expires_at = ?7, avail_at = ?8, retired = ?9, history_id = ?10 "
+                            "WHERE id = ?1",
+        [ST_ENTRIES_RETIRE] = "UPDATE pool_entry SET retired = 1, avail_at = ?3 WHERE pool_id = ?1 AND idx >= ?2",
+        [ST_ENTRIES_EXPIRED] = "SELECT " ENTRY_COLUMNS "WHERE e.history_id IS NOT NULL AND e.expires_at <= ?1 "
+                               "ORDER BY e.expires_at LIMIT ?2",
+        [ST_ENTRY_LIST_ALL] = "SELECT " ENTRY_COLUMNS "ORDER BY p.name, e.idx",
+        [ST_ENTRY_LIST_POOL] = "SELECT " ENTRY_COLUMNS "WHERE p.name = ?1 ORDER BY e.idx",
+        [ST_HISTORY_OPEN] = "INSERT INTO lease_history (pool_id, impu, impi, holder, client_addr, started_at) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        [ST_HISTORY_CLOSE] = "UPDATE lease_history SET ended_at = ?2, end_reason = ?3 WHERE id = ?1",
+        [ST_HISTORY_RENEWED] = "UPDATE lease_history SET renewals = renewals + 1 WHERE id = ?1",
+        [ST_HISTORY_LIST] = HISTORY_SELECT "ORDER BY h.started_at DESC, h.id DESC",
+        [ST_HISTORY_LIST_AT] = HISTORY_SELECT "AND h.started_at <= ?2 "
+                               "AND COALESCE(h.ended_at, e.expires_at, h.started_at) > ?2 "
+                               "ORDER BY h.started_at DESC, h.id DESC",
+};
+
+struct store_sqlite {
+        struct store base;
+        sqlite3 *db;
+        sqlite3_stmt *stmt[_ST_MAX];
+        char error[512];
+};
+
+#define SELF(s) ((struct store_sqlite *) (s))
+
+static int fail(struct store_sqlite *s, int rc, const char *what) {
+        snprintf(s->error, sizeof s->error, "%s: %s", what, sqlite3_errmsg(s->db));
+        switch (rc & 0xff) {
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_CONSTRAINT:
+                return rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY ? -EEXIST : -EIO;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        default:
+                return -EIO;
+        }
+}
+
+/* Returns a reset statement ready for binding, or NULL with s->error set. */
+static sqlite3_stmt *stmt(struct store_sqlite *s, enum stmt_id id) {
+        if (!s->stmt[id]) {
+                int rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id], NULL);
+                if (rc != SQLITE_OK) {
+                        fail(s, rc, "prepare");
+                        return NULL;
+                }
+        } else {
+                sqlite3_reset(s->stmt[id]);
+                sqlite3_clear_bindings(s->stmt[id]);
+        }
+        return s->stmt[id];
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v) {
+        if (v && *v)
+                sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_null(st, i);
+}
+
+static void copy_col(sqlite3_stmt *st, int i, char *dst, size_t size) {
+        const unsigned char *v = sqlite3_column_text(st, i);
+        snprintf(dst, size, "%s", v ? (const char *) v : "");
+}
+
+/* Runs a statement that returns no rows. */
+static int exec_stmt(struct store_sqlite *s, sqlite3_stmt *st, const char *what) {
+        int rc = sqlite3_step(st);
+        int r = rc == SQLITE_DONE ? 0 : fail(s, rc, what);
+        sqlite3_reset(st);
+        return r;
+}
+
+static void read_entry(sqlite3_stmt *st, struct store_entry *e) {
+        memset(e, 0, sizeof *e);
+        e->id = sqlite3_column_int64(st, 0);
+        e->pool_id = sqlite3_column_int64(st, 1);
+        copy_col(st, 2, e->pool, sizeof e->pool);
+        e->idx = sqlite3_column_int64(st, 3);
+        copy_col(st, 4, e->impu, sizeof e->impu);
+        copy_col(st, 5, e->impi, sizeof e->impi);
+        copy_col(st, 6, e->holder, sizeof e->holder);
+        copy_col(st, 7, e->client_addr, sizeof e->client_addr);
+        e->leased_at = sqlite3_column_int64(st, 8);
+        e->expires_at = sqlite3_column_int64(st, 9);
+        e->avail_at = sqlite3_column_int64(st, 10);
+        e->retired = sqlite3_column_int(st, 11) != 0;
+        e->history_id = sqlite3_column_int64(st, 12);
+}
+
+/* Runs a one-row entry query: 0 with *ret filled, or -ENOENT. */
+static int entry_one(struct store_sqlite *s, sqlite3_stmt *st, struct store_entry *ret, const char *what) {
+        int rc = sqlite3_step(st);
+        int r;
+        if (rc == SQLITE_ROW) {
+                read_entry(st, ret);
+                r = 0;
+        } else if (rc == SQLITE_DONE)
+                r = -ENOENT;
+        else
+                r = fail(s, rc, what);
+        sqlite3_reset(st);
+        return r;
+}
+
+static int entry_each(struct store_sqlite *s, sqlite3_stmt *st, store_entry_cb cb, void *userdata,
+                      const char *what) {
+        struct store_entry e;
+        int rc, r = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                read_entry(st, &e);
+                r = cb(&e, userdata);
+                if (r != 0)
+                        break;
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = fail(s, rc, what);
+        sqlite3_reset(st);
+        return r;
+}
+
+static void read_template(sqlite3_stmt *st, int col, struct store_template *t, bool range) {
+        copy_col(st, col, t->text, sizeof t->text);
+        copy_col(st, col + 1, t->prefix, sizeof t->prefix);
+        copy_col(st, col + 2, t->suffix, sizeof t->suffix);
+        t->start = sqlite3_column_int64(st, col + 3);
+        t->width = sqlite3_column_int(st, col + 4);
+        if (!range)
+                t->regex[0] = '\0';
+}
+
+static void read_pool(sqlite3_stmt *st, struct store_pool *p) {
+        memset(p, 0, sizeof *p);
+        p->id = sqlite3_column_int64(st, 0);
+        copy_col(st, 1, p->name, sizeof p->name);
+        copy_col(st, 2, p->subscription, sizeof p->subscription);
+        copy_col(st, 3, p->owner, sizeof p->owner);
+        copy_col(st, 4, p->domain, sizeof p->domain);
+        const char *mode = (const char *) sqlite3_column_text(st, 5);
+        p->impi_mode = mode && strcmp(mode, "shared") == 0 ? IMPI_MODE_SHARED : IMPI_MODE_PER_ENTRY;
+        const char *kind = (const char *) sqlite3_column_text(st, 6);
+        p->kind = kind && strcmp(kind, "anonymous") == 0 ? POOL_KIND_ANONYMOUS : POOL_KIND_AUTHENTICATED;
+        p->lease_ttl = sqlite3_column_int64(st, 7);
+        p->quarantine = sqlite3_column_int64(st, 8);
+        p->max_per_holder = sqlite3_column_int64(st, 9);
+        const char *src = (const char *) sqlite3_column_text(st, 10);
+        p->source = !src ? POOL_SOURCE_LIST
+                    : strcmp(src, "range") == 0    ? POOL_SOURCE_RANGE
+                    : strcmp(src, "wildcard") == 0 ? POOL_SOURCE_WILDCARD
+                                                   : POOL_SOURCE_LIST;
+        p->size = sqlite3_column_int64(st, 11);
+        p->next_index = sqlite3_column_int64(st, 12);
+        read_template(st, 13, &p->impu_tpl, true);
+        copy_col(st, 18, p->impu_tpl.regex, sizeof p->impu_tpl.regex);
+        read_template(st, 19, &p->impi_tpl, false);
+        /* A wildcard pool's IMPI template has the same ! part as its IMPU. */
+        if (p->source == POOL_SOURCE_WILDCARD && p->impi_tpl.text[0])
+                snprintf(p->impi_tpl.regex, sizeof p->impi_tpl.regex, "%s", p->impu_tpl.regex);
+        copy_col(st, 24, p->shared_impi, sizeof p->shared_impi);
+        p->token_length = sqlite3_column_int(st, 25);
+        const char *alpha = (const char *) sqlite3_column_text(st, 26);
+        p->token_alphabet = alpha && strcmp(alpha, "digits") == 0 ? TOKEN_ALPHABET_DIGITS : TOKEN_ALPHABET_BASE32;
+        copy_col(st, 27, p->source_file, sizeof p->source_file);
+        p->imported_at = sqlite3_column_int64(st, 28);
+}
+
+static const char *sqlite_error(struct store *base) {
+        return SELF(base)->error;
+}
+
+static int sqlite_begin(struct store *base) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_BEGIN);
+        return st ? exec_stmt(s, st, "begin") : -EIO;
+}
+
+static int sqlite_commit(struct store *base) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_COMMIT);
+        int r = st ? exec_stmt(s, st, "commit") : -EIO;
+        if (r < 0 && !sqlite3_get_autocommit(s->db)) {
+                sqlite3_stmt *rb = stmt(s, ST_ROLLBACK);
+                if (rb)
+                        (void) exec_stmt(s, rb, "rollback");
+        }
+        return r;
+}
+
+static void sqlite_rollback(struct store *base) {
+        struct store_sqlite *s = SELF(base);
+        if (sqlite3_get_autocommit(s->db))
+                return; /* SQLite already rolled back (e.g. after SQLITE_FULL) */
+        sqlite3_stmt *st = stmt(s, ST_ROLLBACK);
+        if (st)
+                (void) exec_stmt(s, st, "rollback");
+}
+
+static int sqlite_subscription_upsert(struct store *base, const struct pool_subscription *sub) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_SUB_UPSERT);
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, sub->name);
+        bind_text(st, 2, sub->owner);
+        bind_text(st, 3, sub->domain);
+        bind_text(st, 4, impi_mode_to_string(sub->impi_mode));
+        return exec_stmt(s, st, "subscription upsert");
+}
+
+static void bind_template(sqlite3_stmt *st, int col, const struct pool_template *t, bool with_regex) {
+        bind_text(st, col, t->text);
+        if (!t->text)
+                return;
+        sqlite3_bind_text(st, col + 1, t->prefix ? t->prefix : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, col + 2, t->suffix ? t->suffix : "", -1, SQLITE_STATIC);
+        if (!t->regex) {
+                sqlite3_bind_int64(st, col + 3, t->start);
+                sqlite3_bind_int(st, col + 4, t->width);
+        } else if (with_regex)
+                sqlite3_bind_text(st, col + 5, t->regex, -1, SQLITE_STATIC);
+}
+
+static int sqlite_pool_upsert(struct store *base, const struct pool_def *def, int64_t now) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_POOL_UPSERT);
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, def->name);
+        bind_text(st, 2, def->subscription_name);
+        bind_text(st, 3, pool_kind_to_string(def->kind));
+        sqlite3_bind_int64(st, 4, def->lease_ttl);
+        sqlite3_bind_int64(st, 5, def->quarantine);
+        sqlite3_bind_int64(st, 6, def->max_per_holder);
+        bind_text(st, 7, pool_source_to_string(def->source));
+        sqlite3_bind_int64(st, 8, def->size);
+        bind_template(st, 9, &def->impu_tpl, true);
+        bind_template(st, 15, &def->impi_tpl, false);
+        bind_text(st, 20, def->shared_impi);
+        if (def->source == POOL_SOURCE_WILDCARD) {
+                sqlite3_bind_int(st, 21, def->token_length);
+                bind_text(st, 22, token_alphabet_to_string(def->token_alphabet));
+        }
+        bind_text(st, 23, def->file);
+        sqlite3_bind_int64(st, 24, now);
+        return exec_stmt(s, st, "pool upsert");
+}
+
+static int sqlite_pool_get(struct store *base, const char *name, struct store_pool *ret) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_POOL_GET);
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, name);
+        int rc = sqlite3_step(st), r;
+        if (rc == SQLITE_ROW) {
+                read_pool(st, ret);
+                r = 0;
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : fail(s, rc, "pool get");
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_pool_list(struct store *base, store_pool_cb cb, void *userdata) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_POOL_LIST);
+        if (!st)
+                return -EIO;
+        struct store_pool p;
+        int rc, r = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                read_pool(st, &p);
+                if ((r = cb(&p, userdata)) != 0)
+                        break;
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = fail(s, rc, "pool list");
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_pool_set_next_index(struct store *base, int64_t pool_id, int64_t next_index) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_POOL_SET_NEXT);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, pool_id);
+        sqlite3_bind_int64(st, 2, next_index);
+        return exec_stmt(s, st, "pool cursor");
+}
+
+static int sqlite_pool_counts(struct store *base, int64_t pool_id, int64_t now, struct store_counts *ret) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_POOL_COUNTS);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, pool_id);
+        sqlite3_bind_int64(st, 2, now);
+        int rc = sqlite3_step(st), r = 0;
+        if (rc == SQLITE_ROW) {
+                ret->materialised = sqlite3_column_int64(st, 0);
+                ret->leased = sqlite3_column_int64(st, 1);
+                ret->quarantine = sqlite3_column_int64(st, 2);
+                ret->retired = sqlite3_column_int64(st, 3);
+        } else
+                r = fail(s, rc, "pool counts");
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_entry_by_impu(struct store *base, const char *impu, struct store_entry *ret) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_ENTRY_BY_IMPU);
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, impu);
+        return entry_one(s, st, ret, "entry by IMPU");
+}
+
+static int sqlite_entry_by_holder(struct store *base, int64_t pool_id, const char *holder, int64_t now, bool live,
+                                  struct store_entry *ret) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, live ? ST_ENTRY_LIVE_BY_HOLDER : ST_ENTRY_QUARANTINE_BY_HOLDER);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, pool_id);
+        bind_text(st, 2, holder);
+        sqlite3_bind_int64(st, 3, now);
+        return entry_one(s, st, ret, "entry by holder");
+}
+
+static int sqlite_entry_count_live(struct store *base, int64_t pool_id, const char *holder, int64_t now,
+                                   int64_t *ret) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_ENTRY_COUNT_LIVE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, pool_id);
+        bind_text(st, 2, holder);
+        sqlite3_bind_int64(st, 3, now);
+        int rc = sqlite3_step(st), r = 0;
+        if (rc == SQLITE_ROW)
+                *ret = sqlite3_column_int64(st, 0);
+        else
+                r = fail(s, rc, "count leases");
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_entry_first_available(struct store *base, int64_t pool_id, struct store_entry *ret) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_ENTRY_FIRST_AVAILABLE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, pool_id);
+        return entry_one(s, st, ret, "first available entry");
+}
+
+static void bind_entry_state(sqlite3_stmt *st, int col, const struct store_entry *e) {
+        bind_text(st, col, e->holder);
+        bind_text(st, col + 1, e->client_addr);
+        if (e->leased_at)
+                sqlite3_bind_int64(st, col + 2, e->leased_at);
+        sqlite3_bind_int64(st, col + 3, e->expires_at);
+        sqlite3_bind_int64(st, col + 4, e->avail_at);
+        sqlite3_bind_int(st, col + 5, e->retired);
+        if (e->history_id)
+                sqlite3_bind_int64(st, col + 6, e->history_id);
+}
+
+static int sqlite_entry_insert(struct store *base, struct store_entry *e) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_ENTRY_INSERT);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, e->pool_id);
+        sqlite3_bind_int64(st, 2, e->idx);
+        bind_text(st, 3, e->impu);
+        bind_text(st, 4, e->impi);
+        bind_entry_state(st, 5, e);
+        int r = exec_stmt(s, st, "entry insert");
+        if (r == 0)
+                e->id = sqlite3_last_insert_rowid(s->db);
+        return r;
+}
+
+static int sqlite_entry_update(struct store *base, const struct store_entry *e) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_ENTRY_UPDATE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, e->id);
+        sqlite3_bind_int64(st, 2, e->idx);
+        bind_text(st, 3, e->impi);
+        bind_entry_state(st, 4, e);
+        return exec_stmt(s, st, "entry update");
+}
+
+static int sqlite_entries_retire(struct store *base, int64_t pool_id, int64_t from_index) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_ENTRIES_RETIRE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, pool_id);
+        sqlite3_bind_int64(st, 2, from_index);
+        sqlite3_bind_int64(st, 3, STORE_NEVER);
+        return exec_stmt(s, st, "retire entries");
+}
+
+static int sqlite_entries_expired(struct store *base, int64_t now, int limit, store_entry_cb cb, void *userdata) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_ENTRIES_EXPIRED);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int(st, 2, limit);
+        return entry_each(s, st, cb, userdata, "expired entries");
+}
+
+static int sqlite_entry_list(struct store *base, const char *pool, store_entry_cb cb, void *userdata) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, pool ? ST_ENTRY_LIST_POOL : ST_ENTRY_LIST_ALL);
+        if (!st)
+                return -EIO;
+        if (pool)
+                bind_text(st, 1, pool);
+        return entry_each(s, st, cb, userdata, "entry list");
+}
+
+static int sqlite_history_open(struct store *base, const struct store_entry *e, int64_t started_at,
+                               int64_t *ret_id) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_HISTORY_OPEN);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, e->pool_id);
+        bind_text(st, 2, e->impu);
+        bind_text(st, 3, e->impi);
+        bind_text(st, 4, e->holder);
+        bind_text(st, 5, e->client_addr);
+        sqlite3_bind_int64(st, 6, started_at);
+        int r = exec_stmt(s, st, "history open");
+        if (r == 0)
+                *ret_id = sqlite3_last_insert_rowid(s->db);
+        return r;
+}
+
+static int sqlite_history_close(struct store *base, int64_t id, int64_t ended_at, const char *reason) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_HISTORY_CLOSE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, ended_at);
+        bind_text(st, 3, reason);
+        return exec_stmt(s, st, "history close");
+}
+
+static int sqlite_history_renewed(struct store *base, int64_t id) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_HISTORY_RENEWED);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, id);
+        return exec_stmt(s, st, "history renew");
+}
+
+static int sqlite_history_list(struct store *base, const char *impu, int64_t at, store_history_cb cb,
+                               void *userdata) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, at >= 0 ? ST_HISTORY_LIST_AT : ST_HISTORY_LIST);
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, impu);
+        if (at >= 0)
+                sqlite3_bind_int64(st, 2, at);
+        struct store_history h;
+        int rc, r = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                memset(&h, 0, sizeof h);
+                h.id = sqlite3_column_int64(st, 0);
+                copy_col(st, 1, h.pool, sizeof h.pool);
+                copy_col(st, 2, h.impu, sizeof h.impu);
+                copy_col(st, 3, h.impi, sizeof h.impi);
+                copy_col(st, 4, h.holder, sizeof h.holder);
+                copy_col(st, 5, h.client_addr, sizeof h.client_addr);
+                h.started_at = sqlite3_column_int64(st, 6);
+                h.ended_at = sqlite3_column_int64(st, 7);
+                h.open = sqlite3_column_int(st, 8) != 0;
+                copy_col(st, 9, h.end_reason, sizeof h.end_reason);
+                h.renewals = sqlite3_column_int64(st, 10);
+                if ((r = cb(&h, userdata)) != 0)
+                        break;
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = fail(s, rc, "history list");
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_check(struct store *base, char *buf, size_t size) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return fail(s, rc, "integrity check");
+        size_t used = 0;
+        buf[0] = '\0';
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && used + 1 < size) {
+                int n = snprintf(buf + used, size - used, "%s%s", used ? "; " : "", sqlite3_column_text(st, 0));
+                used += n > 0 ? (size_t) n : 0;
+        }
+        int r = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : fail(s, rc, "integrity check");
+        sqlite3_finalize(st);
+        return r;
+}
+
+static void sqlite_close(struct store *base) {
+        struct store_sqlite *s = SELF(base);
+        for (int i = 0; i < _ST_MAX; i++)
+                sqlite3_finalize(s->stmt[i]);
+        sqlite3_close(s->db);
+        free(s);
+}
+
+static const struct store_ops sqlite_ops = {
+        .backend = "sqlite",
+        .close = sqlite_close,
+        .error = sqlite_error,
+        .begin = sqlite_begin,
+        .commit = sqlite_commit,
+        .rollback = sqlite_rollback,
+        .subscription_upsert = sqlite_subscription_upsert,
+        .pool_upsert = sqlite_pool_upsert,
+        .pool_get = sqlite_pool_get,
+        .pool_list = sqlite_pool_list,
+        .pool_set_next_index = sqlite_pool_set_next_index,
+        .pool_counts = sqlite_pool_counts,
+        .entry_by_impu = sqlite_entry_by_impu,
+        .entry_by_holder = sqlite_entry_by_holder,
+        .entry_count_live = sqlite_entry_count_live,
+        .entry_first_available = sqlite_entry_first_available,
+        .entry_insert = sqlite_entry_insert,
+        .entry_update = sqlite_entry_update,
+        .entries_retire = sqlite_entries_retire,
+        .entries_expired = sqlite_entries_expired,
+        .entry_list = sqlite_entry_list,
+        .history_open = sqlite_history_open,
+        .history_close = sqlite_history_close,
+        .history_renewed = sqlite_history_renewed,
+        .history_list = sqlite_history_list,
+        .check = sqlite_check,
+};
+
+static int user_version(sqlite3 *db, int *ret) {
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return rc;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret = sqlite3_column_int(st, 0);
+                rc = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+        return rc;
+}
+
+/* Applies every migration newer than the database, each in its own
+ * transaction; re-reads the version under the write lock so that two
+ * processes opening a new database at once apply each step once. */
+static int migrate(struct store_sqlite *s, bool read_only) {
+        int version = 0, rc;
+        if ((rc = user_version(s->db, &version)) != SQLITE_OK)
+                return fail(s, rc, "read schema version");
+        if (version > store_migrations_count) {
+                snprintf(s->error, sizeof s->error,
+                         "database schema version %d is newer than this build supports (%d): use a newer wwsf",
+                         version, store_migrations_count);
+                return -EPROTO;
+        }
+        if (version == store_migrations_count)
+                return 0;
+        if (read_only) {
+                snprintf(s->error, sizeof s->error, "database schema version %d needs upgrading to %d", version,
+                         store_migrations_count);
+                return -EPROTO;
+        }
+        for (int i = version; i < store_migrations_count; i++) {
+                const struct store_migration *m = &store_migrations[i];
+                char *err = NULL;
+                if ((rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
+                        return fail(s, rc, "begin migration");
+                int now_version = 0;
+                if ((rc = user_version(s->db, &now_version)) != SQLITE_OK) {
+                        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                        return fail(s, rc, "read schema version");
+                }
+                if (now_version >= m->version) {
+                        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                        continue;
+                }
+                char pragma[64];
+                snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", m->version);
+                if ((rc = sqlite3_exec(s->db, m->sql, NULL, NULL, &err)) != SQLITE_OK ||
+                    (rc = sqlite3_exec(s->db, pragma, NULL, NULL, &err)) != SQLITE_OK ||
+                    (rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err)) != SQLITE_OK) {
+                        snprintf(s->error, sizeof s->error, "migration %s: %s", m->name, err ? err : "failed");
+                        sqlite3_free(err);
+                        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                        return -EIO;
+                }
+        }
+        return 0;
+}
+
+int store_sqlite_open(const char *path, const struct store_options *opt, struct store **ret, char *errbuf,
+                      size_t errsize) {
+        static const struct store_options defaults = { .sync = STORE_SYNC_FULL };
+        if (!opt)
+                opt = &defaults;
+        struct store_sqlite *s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->base.ops = &sqlite_ops;
+        int flags = (opt->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                    SQLITE_OPEN_NOMUTEX;
+        int r, rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+        if (rc != SQLITE_OK) {
+                snprintf(errbuf, errsize, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+                r = rc == SQLITE_CANTOPEN ? -ENOENT : -EIO;
+                goto fail;
+        }
+        sqlite3_extended_result_codes(s->db, 1);
+        /* Several wwsfctl and wwsfd processes share one file; a writer holds the
+         * lock for one short transaction, so waiting beats failing. */
+        sqlite3_busy_timeout(s->db, opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : 5000);
+
+        static const char *const sync_pragma[] = {
+                [STORE_SYNC_FULL] = "PRAGMA synchronous = FULL",
+                [STORE_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+                [STORE_SYNC_OFF] = "PRAGMA synchronous = OFF",
+        };
+        char *err = NULL;
+        if (!opt->read_only && (rc = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", NULL, NULL, &err)) != SQLITE_OK)
+                goto sql_fail;
+        if ((rc = sqlite3_exec(s->db, sync_pragma[opt->sync], NULL, NULL, &err)) != SQLITE_OK ||
+            (rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, &err)) != SQLITE_OK)
+                goto sql_fail;
+
+        if ((r = migrate(s, opt->read_only)) < 0) {
+                snprintf(errbuf, errsize, "%s: %s", path, s->error);
+                goto fail;
+        }
+        *ret = &s->base;
+        return 0;
+
+sql_fail:
+        snprintf(errbuf, errsize, "%s: %s", path, err ? err : sqlite3_errmsg(s->db));
+        sqlite3_free(err);
+        r = (rc & 0xff) == SQLITE_NOTADB ? -EPROTO : (rc & 0xff) == SQLITE_BUSY ? -EBUSY : -EIO;
+fail:
+        sqlite3_close(s->db);
+        free(s);
+        return r;
+}
+
+void store_close(struct store *s) {
+        if (s)
+                s->ops->close(s);
+}
+
+int store_schema_version(void) {
+        return store_migrations_count;
+}

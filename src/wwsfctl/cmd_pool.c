@@ -1,0 +1,224 @@
+/* config check, pool import, pool list, pool show. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config/pool_config.h"
+#include "wwsfctl/ctl.h"
+
+static int cmd_config_check(struct ctl *ctl, int argc, char **argv);
+static int cmd_pool_import(struct ctl *ctl, int argc, char **argv);
+static int cmd_pool_list(struct ctl *ctl, int argc, char **argv);
+static int cmd_pool_show(struct ctl *ctl, int argc, char **argv);
+
+const struct ctl_command ctl_config_commands[] = {
+        { "config check", "FILE...",
+          "Validates pool configuration files (subscriptions and pools). Every problem is\n"
+          "printed as FILE:LINE: reason; the exit status is 1 if there is any.",
+          cmd_config_check },
+        { "pool import", "FILE...",
+          "Creates or updates the subscriptions and pools of the files in the lease store,\n"
+          "in one transaction. Importing the same files again changes nothing.",
+          cmd_pool_import },
+        { "pool list", "[--json]", "Lists the pools with their sizes and lease counts.", cmd_pool_list },
+        { "pool show", "POOL [--json]", "Shows one pool: its definition and its lease counts.", cmd_pool_show },
+        { 0 },
+};
+
+/* Loads files, printing every problem; returns an exit status or -1 to go on. */
+static int load_config(struct ctl *ctl, int argc, char **argv, const struct ctl_command *cmd,
+                       struct pool_config **ret) {
+        int r = ctl_getopt(ctl, cmd, argc, argv, NULL, NULL, NULL, NULL);
+        if (r >= 0)
+                return r;
+        if (optind >= argc)
+                return ctl_usage_error("%s: name at least one FILE", cmd->name);
+        r = pool_config_load((const char *const *) argv + optind, (size_t) (argc - optind), ret);
+        if (r == -ENOMEM)
+                return ctl_refuse("out of memory");
+        return -1;
+}
+
+static int cmd_config_check(struct ctl *ctl, int argc, char **argv) {
+        struct pool_config *cfg = NULL;
+        int r = load_config(ctl, argc, argv, &ctl_config_commands[0], &cfg);
+        if (r >= 0)
+                return r;
+        if (ctl->json) {
+                json_t *o = json_object(), *errs = json_array(), *files = json_array();
+                for (size_t i = 0; i < cfg->n_errors; i++)
+                        json_array_append_new(errs, json_string(cfg->errors[i]));
+                for (size_t i = 0; i < cfg->n_files; i++)
+                        json_array_append_new(files, json_string(cfg->files[i]));
+                json_object_set_new(o, "ok", json_boolean(cfg->n_errors == 0));
+                json_object_set_new(o, "files", files);
+                json_object_set_new(o, "subscriptions", json_integer((json_int_t) cfg->n_subs));
+                json_object_set_new(o, "pools", json_integer((json_int_t) cfg->n_pools));
+                json_object_set_new(o, "errors", errs);
+                ctl_print_json(o);
+        } else if (cfg->n_errors == 0)
+                printf("ok: %zu file%s, %zu subscription%s, %zu pool%s\n", cfg->n_files, cfg->n_files == 1 ? "" : "s",
+                       cfg->n_subs, cfg->n_subs == 1 ? "" : "s", cfg->n_pools, cfg->n_pools == 1 ? "" : "s");
+        for (size_t i = 0; i < cfg->n_errors; i++)
+                fprintf(stderr, "%s\n", cfg->errors[i]);
+        r = cfg->n_errors ? EXIT_REFUSED : EXIT_OK;
+        if (r != EXIT_OK)
+                fprintf(stderr, "wwsfctl: bad config: %zu problem%s found\n", cfg->n_errors,
+                        cfg->n_errors == 1 ? "" : "s");
+        pool_config_free(cfg);
+        return r;
+}
+
+static int cmd_pool_import(struct ctl *ctl, int argc, char **argv) {
+        struct pool_config *cfg = NULL;
+        int r = load_config(ctl, argc, argv, &ctl_config_commands[1], &cfg);
+        if (r >= 0)
+                return r;
+        if (cfg->n_errors) {
+                for (size_t i = 0; i < cfg->n_errors; i++)
+                        fprintf(stderr, "%s\n", cfg->errors[i]);
+                fprintf(stderr, "wwsfctl: bad config: %zu problem%s found; nothing imported\n", cfg->n_errors,
+                        cfg->n_errors == 1 ? "" : "s");
+                pool_config_free(cfg);
+                return EXIT_REFUSED;
+        }
+        struct lease_import_result res;
+        if ((r = ctl_open(ctl)) != EXIT_OK)
+                goto out;
+        if (lease_import(ctl->engine, cfg, &res) < 0) {
+                r = ctl_engine_error(ctl);
+                goto out;
+        }
+        if (ctl->json) {
+                json_t *o = json_object();
+                json_object_set_new(o, "subscriptions", json_integer(res.subscriptions));
+                json_object_set_new(o, "pools", json_integer(res.pools));
+                json_object_set_new(o, "entries_added", json_integer(res.entries_added));
+                json_object_set_new(o, "entries_retired", json_integer(res.entries_retired));
+                ctl_print_json(o);
+        } else
+                printf("imported %d subscription%s and %d pool%s into %s (%d listed entr%s added, %d retired)\n",
+                       res.subscriptions, res.subscriptions == 1 ? "" : "s", res.pools, res.pools == 1 ? "" : "s",
+                       ctl->db_path, res.entries_added, res.entries_added == 1 ? "y" : "ies", res.entries_retired);
+out:
+        pool_config_free(cfg);
+        return r;
+}
+
+static json_t *pool_json(const struct lease_pool_stats *s) {
+        const struct store_pool *p = &s->pool;
+        json_t *o = json_object();
+        json_object_set_new(o, "pool", json_string(p->name));
+        json_object_set_new(o, "subscription", json_string(p->subscription));
+        json_object_set_new(o, "owner", p->owner[0] ? json_string(p->owner) : json_null());
+        json_object_set_new(o, "domain", json_string(p->domain));
+        json_object_set_new(o, "impi_mode", json_string(impi_mode_to_string(p->impi_mode)));
+        json_object_set_new(o, "kind", json_string(pool_kind_to_string(p->kind)));
+        json_object_set_new(o, "source", json_string(pool_source_to_string(p->source)));
+        json_object_set_new(o, "lease_ttl", json_integer(p->lease_ttl));
+        json_object_set_new(o, "quarantine", json_integer(p->quarantine));
+        json_object_set_new(o, "max_per_holder", json_integer(p->max_per_holder));
+        json_object_set_new(o, "size", json_integer(p->size));
+        json_object_set_new(o, "materialised", json_integer(s->materialised));
+        json_object_set_new(o, "leased", json_integer(s->leased));
+        json_object_set_new(o, "quarantined", json_integer(s->quarantine));
+        json_object_set_new(o, "free", json_integer(s->free));
+        json_object_set_new(o, "retired", json_integer(s->retired));
+        json_object_set_new(o, "impu_template", p->impu_tpl.text[0] ? json_string(p->impu_tpl.text) : json_null());
+        json_object_set_new(o, "impi_template", p->impi_tpl.text[0] ? json_string(p->impi_tpl.text) : json_null());
+        json_object_set_new(o, "shared_impi", p->shared_impi[0] ? json_string(p->shared_impi) : json_null());
+        json_object_set_new(o, "source_file", json_string(p->source_file));
+        json_object_set_new(o, "imported_at", json_integer(p->imported_at));
+        return o;
+}
+
+struct pool_list_state {
+        struct ctl *ctl;
+        json_t *array;
+        int rows;
+};
+
+static int print_pool_row(const struct lease_pool_stats *s, void *userdata) {
+        struct pool_list_state *st = userdata;
+        if (st->array) {
+                json_array_append_new(st->array, pool_json(s));
+                return 0;
+        }
+        if (st->rows++ == 0)
+                printf("%-20s %-13s %-8s %12s %10s %10s %12s  %s\n", "POOL", "KIND", "SOURCE", "SIZE", "LEASED",
+                       "QUARANTINE", "FREE", "SUBSCRIPTION (OWNER)");
+        const struct store_pool *p = &s->pool;
+        printf("%-20s %-13s %-8s %12" PRId64 " %10" PRId64 " %10" PRId64 " %12" PRId64 "  %s (%s)\n", p->name,
+               pool_kind_to_string(p->kind), pool_source_to_string(p->source), p->size, s->leased, s->quarantine,
+               s->free, p->subscription, p->owner[0] ? p->owner : "none");
+        return 0;
+}
+
+static int cmd_pool_list(struct ctl *ctl, int argc, char **argv) {
+        const struct ctl_command *cmd = &ctl_config_commands[2];
+        int r = ctl_getopt(ctl, cmd, argc, argv, NULL, NULL, NULL, NULL);
+        if (r >= 0)
+                return r;
+        if (optind < argc)
+                return ctl_usage_error("%s: unexpected argument '%s'", cmd->name, argv[optind]);
+        if ((r = ctl_open(ctl)) != EXIT_OK)
+                return r;
+        struct pool_list_state st = { .ctl = ctl, .array = ctl->json ? json_array() : NULL };
+        if (lease_pools(ctl->engine, NULL, print_pool_row, &st) < 0) {
+                json_decref(st.array);
+                return ctl_engine_error(ctl);
+        }
+        if (st.array)
+                ctl_print_json(st.array);
+        else if (st.rows == 0)
+                printf("no pools: import some with 'wwsfctl pool import FILE...'\n");
+        return EXIT_OK;
+}
+
+static int print_pool_detail(const struct lease_pool_stats *s, void *userdata) {
+        struct ctl *ctl = userdata;
+        if (ctl->json) {
+                ctl_print_json(pool_json(s));
+                return 0;
+        }
+        const struct store_pool *p = &s->pool;
+        char t[32];
+        printf("pool:            %s\n", p->name);
+        printf("subscription:    %s (owner %s, domain %s, IMPI %s)\n", p->subscription, p->owner[0] ? p->owner : "none",
+               p->domain, impi_mode_to_string(p->impi_mode));
+        printf("kind:            %s\n", pool_kind_to_string(p->kind));
+        printf("source:          %s\n", pool_source_to_string(p->source));
+        if (p->impu_tpl.text[0])
+                printf("impu template:   %s\n", p->impu_tpl.text);
+        if (p->impi_tpl.text[0])
+                printf("impi template:   %s\n", p->impi_tpl.text);
+        if (p->shared_impi[0])
+                printf("shared impi:     %s\n", p->shared_impi);
+        printf("lease ttl:       %" PRId64 "s\n", p->lease_ttl);
+        printf("quarantine:      %" PRId64 "s\n", p->quarantine);
+        printf("max per holder:  %" PRId64 "\n", p->max_per_holder);
+        printf("size:            %" PRId64 " (%" PRId64 " materialised)\n", p->size, s->materialised);
+        printf("leased:          %" PRId64 "\n", s->leased);
+        printf("quarantined:     %" PRId64 "\n", s->quarantine);
+        printf("free:            %" PRId64 "\n", s->free);
+        if (s->retired)
+                printf("retired:         %" PRId64 "\n", s->retired);
+        printf("imported:        %s from %s\n", ctl_time(p->imported_at, t), p->source_file);
+        return 0;
+}
+
+static int cmd_pool_show(struct ctl *ctl, int argc, char **argv) {
+        const struct ctl_command *cmd = &ctl_config_commands[3];
+        int r = ctl_getopt(ctl, cmd, argc, argv, NULL, NULL, NULL, NULL);
+        if (r >= 0)
+                return r;
+        if (optind + 1 != argc)
+                return ctl_usage_error("%s: name exactly one POOL", cmd->name);
+        if ((r = ctl_open(ctl)) != EXIT_OK)
+                return r;
+        if (lease_pools(ctl->engine, argv[optind], print_pool_detail, ctl) < 0)
+                return ctl_engine_error(ctl);
+        return EXIT_OK;
+}
