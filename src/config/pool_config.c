@@ -221,8 +221,10 @@ static void start_section(struct parse_state *st, const char *section) {
         }
 }
 
+static void template_free(struct pool_template *t);
+
 /* Splits "prefix{A..B}suffix" (range) or "prefix!regex!suffix" (wildcard). */
-static int parse_template(const char *text, enum pool_source source, struct pool_template *t,
+static int parse_template_parts(const char *text, enum pool_source source, struct pool_template *t,
                           int64_t *ret_count, char *why, size_t why_size) {
         *t = (struct pool_template) { .text = xstrdup(text) };
         if (source == POOL_SOURCE_RANGE) {
@@ -275,6 +277,18 @@ static int parse_template(const char *text, enum pool_source source, struct pool
         t->regex = strndup(open + 1, (size_t) (close - open - 1));
         *ret_count = -1;
         return 0;
+}
+
+/* Leaves *t all NULL when text is refused, so later checks see no template. */
+static int parse_template(const char *text, enum pool_source source, struct pool_template *t,
+                          int64_t *ret_count, char *why, size_t why_size) {
+        template_free(t);
+        int r = parse_template_parts(text, source, t, ret_count, why, why_size);
+        if (r < 0) {
+                template_free(t);
+                *t = (struct pool_template) { 0 };
+        }
+        return r;
 }
 
 static bool template_has_identity_chars(const struct pool_template *t) {
@@ -588,6 +602,9 @@ static void validate_pool(struct pool_config *cfg, struct pool_def *p) {
                           p->name);
                 return;
         }
+        /* A template refused while parsing was reported there. */
+        if (p->source != POOL_SOURCE_LIST && !p->impu_tpl.text)
+                return;
         if ((int) cfg->n_errors > before && !p->subscription)
                 return;
 
@@ -660,13 +677,6 @@ static void validate_pool(struct pool_config *cfg, struct pool_def *p) {
                                 add_error(cfg, f, lines[POOL_LINE_IMPI], "impi_range: '%s' is not of the form user@realm", buf);
                                 break;
                         }
-                }
-                if (p->size > 0 && has_impi_tpl && !p->impi_tpl.regex && p->impi_tpl.width) {
-                        int64_t n = 1;
-                        for (int k = 0; k < p->impi_tpl.width && n <= p->size; k++)
-                                n *= 10;
-                        if (p->impi_tpl.start + p->size > n)
-                                add_error(cfg, f, lines[POOL_LINE_IMPI], "impi_range: does not cover the IMPU range");
                 }
                 break;
         case POOL_SOURCE_WILDCARD:

@@ -1,0 +1,326 @@
+/* The pool-config parser: what it accepts, and that every refusal names the
+ * file, the line and the reason. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/parse.h"
+#include "config/pool_config.h"
+
+static char tmpdir[64];
+
+static const char *write_ini(const char *name, const char *text) {
+        static char path[160];
+        snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+        return path;
+}
+
+static const char sub_ok[] =
+        "[subscription s]\n"          /* 1 */
+        "owner = none\n"              /* 2 */
+        "domain = ims.example.com\n"  /* 3 */
+        "impi_mode = per-entry\n";    /* 4 */
+
+static struct pool_config *load_one(const char *text, int expect) {
+        const char *path = write_ini("t.ini", text);
+        const char *files[] = { path };
+        struct pool_config *cfg = NULL;
+        int r = pool_config_load(files, 1, &cfg);
+        if (r != expect)
+                for (size_t i = 0; cfg && i < cfg->n_errors; i++)
+                        fprintf(stderr, "  %s\n", cfg->errors[i]);
+        assert_int_equal(r, expect);
+        return cfg;
+}
+
+/* The config must be refused with an error at line `line` containing `what`. */
+static void expect_error(const char *text, int line, const char *what) {
+        struct pool_config *cfg = load_one(text, -EINVAL);
+        char prefix[200];
+        snprintf(prefix, sizeof prefix, "%s/t.ini:%d: ", tmpdir, line);
+        bool found = false;
+        for (size_t i = 0; i < cfg->n_errors; i++)
+                if (strncmp(cfg->errors[i], prefix, strlen(prefix)) == 0 && strstr(cfg->errors[i], what))
+                        found = true;
+        if (!found) {
+                fprintf(stderr, "expected '%s...%s'; got:\n", prefix, what);
+                for (size_t i = 0; i < cfg->n_errors; i++)
+                        fprintf(stderr, "  %s\n", cfg->errors[i]);
+        }
+        assert_true(found);
+        pool_config_free(cfg);
+}
+
+static void test_good_config(void **state) {
+        (void) state;
+        char text[2048];
+        snprintf(text, sizeof text,
+                 "%s"
+                 "; a comment\n"
+                 "[pool p1]\n"
+                 "subscription = s\n"
+                 "kind = anonymous\n"
+                 "lease_ttl = 5m\n"
+                 "quarantine = 1h\n"
+                 "max_per_holder = 3\n"
+                 "impu_range = sip:+1555{0000000..9999999}@ims.example.com\n"
+                 "impi_range = x{0000000..9999999}@ims.example.com\n"
+                 "[pool p2]\n"
+                 "subscription = s\n"
+                 "kind = authenticated\n"
+                 "lease_ttl = 60\n"
+                 "quarantine = 60\n"
+                 "entry = sip:a@IMS.example.com a@ims.example.com\n"
+                 "entry = tel:+1555 b@ims.example.com\n"
+                 "[pool p3]\n"
+                 "subscription = s\n"
+                 "kind = anonymous\n"
+                 "lease_ttl = 1d\n"
+                 "quarantine = 2d\n"
+                 "impu_wildcard = sip:w-![0-9]+!@ims.example.com\n"
+                 "impi_wildcard = w-![0-9]+!@ims.example.com\n"
+                 "size = 10\n"
+                 "token_length = 6\n",
+                 sub_ok);
+        struct pool_config *cfg = load_one(text, 0);
+        assert_int_equal(cfg->n_subs, 1);
+        assert_null(cfg->subs[0].owner);
+        assert_int_equal(cfg->subs[0].impi_mode, IMPI_MODE_PER_ENTRY);
+        assert_int_equal(cfg->n_pools, 3);
+
+        const struct pool_def *p1 = pool_config_find_pool(cfg, "p1");
+        assert_non_null(p1);
+        assert_int_equal(p1->source, POOL_SOURCE_RANGE);
+        assert_int_equal(p1->size, 10000000);
+        assert_int_equal(p1->lease_ttl, 300);
+        assert_int_equal(p1->quarantine, 3600);
+        assert_int_equal(p1->max_per_holder, 3);
+        assert_ptr_equal(p1->subscription, &cfg->subs[0]);
+        char buf[256];
+        assert_true(pool_template_format_index(&p1->impu_tpl, 42, buf, sizeof buf) > 0);
+        assert_string_equal(buf, "sip:+15550000042@ims.example.com");
+        int64_t idx;
+        assert_true(pool_template_match_index(&p1->impu_tpl, p1->size, "sip:+15559999999@ims.example.com", &idx));
+        assert_int_equal(idx, 9999999);
+        assert_false(pool_template_match_index(&p1->impu_tpl, p1->size, "sip:+1555999999@ims.example.com", &idx));
+        assert_false(pool_template_match_index(&p1->impu_tpl, p1->size, "sip:+1555999999x@ims.example.com", &idx));
+
+        const struct pool_def *p2 = pool_config_find_pool(cfg, "p2");
+        assert_int_equal(p2->source, POOL_SOURCE_LIST);
+        assert_int_equal(p2->size, 2);
+        assert_string_equal(p2->entries[1].impu, "tel:+1555");
+        assert_int_equal(p2->entries[1].line, 20);
+        assert_int_equal(p2->max_per_holder, 1);
+
+        const struct pool_def *p3 = pool_config_find_pool(cfg, "p3");
+        assert_int_equal(p3->source, POOL_SOURCE_WILDCARD);
+        assert_int_equal(p3->token_alphabet, TOKEN_ALPHABET_DIGITS);
+        assert_int_equal(p3->token_length, 6);
+        assert_string_equal(p3->impu_tpl.prefix, "sip:w-");
+        assert_string_equal(p3->impu_tpl.regex, "[0-9]+");
+        pool_config_free(cfg);
+}
+
+static void test_errors_name_line_and_reason(void **state) {
+        (void) state;
+        char text[2048];
+        const char *pool_head =
+                "[pool p]\n"                 /* 5 */
+                "subscription = s\n"         /* 6 */
+                "kind = anonymous\n"         /* 7 */
+                "lease_ttl = 60\n"           /* 8 */
+                "quarantine = 60\n";         /* 9 */
+#define CASE(tail, line, what)                                          \
+        do {                                                            \
+                snprintf(text, sizeof text, "%s%s%s", sub_ok, pool_head, tail); \
+                expect_error(text, line, what);                         \
+        } while (0)
+
+        CASE("colour = blue\n", 10, "unknown key 'colour'");
+        CASE("impu_range = sip:+1{9..1}@ims.example.com\nimpi_range = a{1..9}@ims.example.com\n", 10,
+             "FIRST is greater");
+        CASE("impu_range = sip:+1{1..9}@ims.example.com\nimpi_range = a{1..10}@ims.example.com\n", 11,
+             "same number of digits");
+        CASE("impu_range = sip:+1{1..9}@ims.example.com\nimpi_range = a{10..20}@ims.example.com\n", 11,
+             "has 11 identities");
+        CASE("entry = sip:a@ims.example.com a@x\nentry = sip:a@ims.example.com b@x\n", 11, "listed twice");
+        CASE("entry = sip:a@other.example.com a@x\n", 10, "not in the subscription's domain");
+        CASE("entry = http://a a@x\n", 10, "not a sip:");
+        CASE("entry = sip:a@ims.example.com\n", 10, "IMPI per entry");
+        CASE("impu_wildcard = sip:w-![0-9]{3}x!@ims.example.com\nsize = 5\nimpi_wildcard = !.*!@x\n", 10,
+             "no generated part");
+        CASE("impu_wildcard = sip:w-!.*!@ims.example.com\nimpi_wildcard = !.*!@x\n", 5, "needs 'size'");
+        CASE("entry = sip:a@ims.example.com a@x\nimpu_range = sip:{1..2}@ims.example.com\n", 11,
+             "exactly one IMPU source");
+        CASE("this line has no equals sign\nentry = sip:a@ims.example.com a@x\n", 10, "expected 'key = value'");
+        CASE("lease_ttl = 5\nentry = sip:a@ims.example.com a@x\n", 10, "given twice");
+        CASE("max_per_holder = 0\nentry = sip:a@ims.example.com a@x\n", 10, "max_per_holder");
+        CASE("entry = sip:a@ims.example.com a@x\n[pool q]\n", 11, "has no keys");
+        CASE("entry = sip:a@ims.example.com a@x\n[bucket q]\nkey = v\n", 11, "unknown section");
+
+        /* Quarantine shorter than the lease: reported at the quarantine line. */
+        snprintf(text, sizeof text,
+                 "%s[pool p]\nsubscription = s\nkind = anonymous\nlease_ttl = 1h\nquarantine = 10m\n"
+                 "entry = sip:a@ims.example.com a@x\n",
+                 sub_ok);
+        expect_error(text, 9, "shorter than lease_ttl");
+
+        /* Missing keys are reported at the section header. */
+        snprintf(text, sizeof text, "%s[pool p]\nsubscription = s\nentry = sip:a@ims.example.com a@x\n", sub_ok);
+        expect_error(text, 5, "missing key 'kind'");
+        expect_error(text, 5, "missing key 'lease_ttl'");
+
+        snprintf(text, sizeof text, "%s[pool p]\nsubscription = t\nkind = anonymous\nlease_ttl = 1\nquarantine = 1\n"
+                 "entry = sip:a@ims.example.com a@x\n", sub_ok);
+        expect_error(text, 6, "unknown subscription 't'");
+
+        expect_error("[subscription s]\nowner = none\nimpi_mode = shared\n", 1, "missing key 'domain'");
+        expect_error("[subscription s]\nowner = none\ndomain = a b\nimpi_mode = shared\n", 3, "not a domain name");
+        expect_error("[subscription bad name!]\ndomain = x\n", 1, "name must be");
+        expect_error("key = value\n", 1, "outside any section");
+
+        /* Shared IMPI subscription with a pool lacking `impi`. */
+        expect_error("[subscription s]\nowner = none\ndomain = ims.example.com\nimpi_mode = shared\n"
+                     "[pool p]\nsubscription = s\nkind = anonymous\nlease_ttl = 1\nquarantine = 1\n"
+                     "entry = sip:a@ims.example.com\n",
+                     5, "set 'impi'");
+
+        /* A line longer than inih can take. */
+        char longline[400];
+        memset(longline, 'x', sizeof longline);
+        memcpy(longline, "owner = ", 8);
+        longline[sizeof longline - 2] = '\n';
+        longline[sizeof longline - 1] = '\0';
+        snprintf(text, sizeof text, "[subscription s]\n%sdomain = ims.example.com\nimpi_mode = shared\n", longline);
+        expect_error(text, 2, "longer than");
+#undef CASE
+}
+
+static void test_cross_file(void **state) {
+        (void) state;
+        char a[160], b[160];
+        snprintf(a, sizeof a, "%s", write_ini("a.ini", "[subscription s]\nowner = acme\ndomain = ims.example.com\n"
+                                                        "impi_mode = per-entry\n"
+                                                        "[pool one]\nsubscription = s\nkind = anonymous\n"
+                                                        "lease_ttl = 1\nquarantine = 1\n"
+                                                        "impu_range = sip:+1{100..199}@ims.example.com\n"
+                                                        "impi_range = a{100..199}@x\n"));
+        snprintf(b, sizeof b, "%s", write_ini("b.ini", "[pool two]\nsubscription = s\nkind = anonymous\n"
+                                                        "lease_ttl = 1\nquarantine = 1\n"
+                                                        "impu_range = sip:+1{150..249}@ims.example.com\n"
+                                                        "impi_range = b{150..249}@x\n"
+                                                        "[pool three]\nsubscription = s\nkind = anonymous\n"
+                                                        "lease_ttl = 1\nquarantine = 1\n"
+                                                        "entry = sip:+1120@ims.example.com c@x\n"));
+        const char *files[] = { a, b };
+        struct pool_config *cfg;
+        assert_int_equal(pool_config_load(files, 2, &cfg), -EINVAL);
+        bool overlap = false, inside = false;
+        for (size_t i = 0; i < cfg->n_errors; i++) {
+                if (strstr(cfg->errors[i], "b.ini:1: pool 'two': its IMPU range overlaps pool 'one'"))
+                        overlap = true;
+                if (strstr(cfg->errors[i], "b.ini:13: entry: 'sip:+1120@ims.example.com' is inside the IMPU range"))
+                        inside = true;
+        }
+        assert_true(overlap);
+        assert_true(inside);
+        assert_string_equal(cfg->pools[1].subscription->owner, "acme");
+        pool_config_free(cfg);
+
+        const char *missing[] = { "/nonexistent/x.ini" };
+        assert_int_equal(pool_config_load(missing, 1, &cfg), -ENOENT);
+        assert_non_null(strstr(cfg->errors[0], "/nonexistent/x.ini:0: cannot open"));
+        pool_config_free(cfg);
+}
+
+static void test_shipped_examples(void **state) {
+        (void) state;
+        /* Every file under pool-config/ is valid alone and all together. */
+        static const char *const names[] = { "operator.ini", "portal-acme.ini", "large-range.ini" };
+        char paths[3][512];
+        const char *files[3];
+        for (int i = 0; i < 3; i++) {
+                snprintf(paths[i], sizeof paths[i], "%s/%s", POOL_CONFIG_DIR, names[i]);
+                files[i] = paths[i];
+                struct pool_config *cfg;
+                int r = pool_config_load(&files[i], 1, &cfg);
+                for (size_t k = 0; k < cfg->n_errors; k++)
+                        fprintf(stderr, "  %s\n", cfg->errors[k]);
+                assert_int_equal(r, 0);
+                pool_config_free(cfg);
+        }
+        struct pool_config *cfg;
+        assert_int_equal(pool_config_load(files, 3, &cfg), 0);
+        const struct pool_def *big = pool_config_find_pool(cfg, "national");
+        assert_non_null(big);
+        assert_int_equal(big->size, 10000000);
+        pool_config_free(cfg);
+}
+
+static void test_parsers(void **state) {
+        (void) state;
+        int64_t v;
+        assert_int_equal(wwsf_parse_duration("90", &v), 0);
+        assert_int_equal(v, 90);
+        assert_int_equal(wwsf_parse_duration("15m", &v), 0);
+        assert_int_equal(v, 900);
+        assert_int_equal(wwsf_parse_duration("2h", &v), 0);
+        assert_int_equal(v, 7200);
+        assert_int_equal(wwsf_parse_duration("1d", &v), 0);
+        assert_int_equal(v, 86400);
+        assert_int_equal(wwsf_parse_duration("1w", &v), -EINVAL);
+        assert_int_equal(wwsf_parse_duration("-1", &v), -EINVAL);
+        assert_int_equal(wwsf_parse_duration("", &v), -EINVAL);
+        assert_int_equal(wwsf_parse_duration("99999999999d", &v), -ERANGE);
+        assert_true(wwsf_is_public_identity("sip:alice@ims.example.com"));
+        assert_true(wwsf_is_public_identity("tel:+15550100"));
+        assert_false(wwsf_is_public_identity("sip:@ims.example.com"));
+        assert_false(wwsf_is_public_identity("sip:a b@ims.example.com"));
+        assert_false(wwsf_is_public_identity("mailto:a@b"));
+        assert_true(wwsf_is_private_identity("a@ims.example.com"));
+        assert_false(wwsf_is_private_identity("a@b@c"));
+        assert_true(wwsf_is_ip_address("::1"));
+        assert_false(wwsf_is_ip_address("300.1.1.1"));
+
+        char token[POOL_TOKEN_MAX + 1];
+        assert_int_equal(pool_token_random(TOKEN_ALPHABET_DIGITS, 20, token), 0);
+        assert_int_equal(strspn(token, "0123456789"), 20);
+        assert_int_equal(pool_token_random(TOKEN_ALPHABET_BASE32, 32, token), 0);
+        assert_int_equal(strspn(token, "abcdefghijklmnopqrstuvwxyz234567"), 32);
+        assert_int_equal(pool_token_random(TOKEN_ALPHABET_BASE32, 33, token), -EINVAL);
+}
+
+static int group_setup(void **state) {
+        (void) state;
+        strcpy(tmpdir, "/tmp/wwsf-cfg-XXXXXX");
+        return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int group_teardown(void **state) {
+        (void) state;
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_good_config),
+                cmocka_unit_test(test_errors_name_line_and_reason),
+                cmocka_unit_test(test_cross_file),
+                cmocka_unit_test(test_shipped_examples),
+                cmocka_unit_test(test_parsers),
+        };
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
