@@ -705,6 +705,10 @@ static void validate_pool(struct pool_config *cfg, struct pool_def *p) {
                 if (has_impi_tpl && !p->impi_tpl.regex)
                         add_error(cfg, f, lines[POOL_LINE_IMPI], "pool '%s': a wildcard pool takes impi_wildcard, not impi_range",
                                   p->name);
+                else if (has_impi_tpl && strcmp(p->impi_tpl.regex, p->impu_tpl.regex) != 0)
+                        add_error(cfg, f, lines[POOL_LINE_IMPI],
+                                  "impi_wildcard: use the same !%s! as impu_wildcard (one token fills both)",
+                                  p->impu_tpl.regex);
                 char token[POOL_TOKEN_MAX + 1];
                 memset(token, p->token_alphabet == TOKEN_ALPHABET_DIGITS ? '0' : 'a', (size_t) p->token_length);
                 token[p->token_length] = '\0';

@@ -387,7 +387,9 @@ static int end_locked(struct lease_engine *e, const char *impu, const char *hold
                 en->expires_at = now;
                 en->avail_at = avail_after(en, &p, now);
         }
-        if ((r = close_history(e, en, en->expires_at, holder ? "released" : "revoked")) < 0)
+        /* A lease that had already run out ended by expiry, whatever comes now. */
+        const char *reason = st != LEASE_STATE_LEASED ? "expired" : holder ? "released" : "revoked";
+        if ((r = close_history(e, en, en->expires_at, reason)) < 0)
                 return r;
         if (!holder)
                 en->holder[0] = '\0';   /* a revoked holder gets no affinity */
@@ -542,6 +544,16 @@ static bool same_text(const char *stored, const char *configured) {
         return strcmp(stored, configured ? configured : "") == 0;
 }
 
+/* Whether index i (or token t) names the same identity under both templates:
+ * the size of a range may change, its shape may not. */
+static bool same_template(const struct store_template *stored, const struct pool_template *configured) {
+        if (!configured->text)
+                return !stored->text[0];
+        return same_text(stored->prefix, configured->prefix) && same_text(stored->suffix, configured->suffix) &&
+               (configured->regex ? same_text(stored->regex, configured->regex)
+                                  : stored->start == configured->start && stored->width == configured->width);
+}
+
 static int import_pool(struct lease_engine *e, const struct pool_def *d, int64_t now,
                        struct lease_import_result *res) {
         struct store_pool old;
@@ -553,7 +565,7 @@ static int import_pool(struct lease_engine *e, const struct pool_def *d, int64_t
                 return fail(e, -EINVAL, "pool '%s': its IMPU source changed from %s to %s; define a new pool instead",
                             d->name, pool_source_to_string(old.source), pool_source_to_string(d->source));
         if (existed && d->source != POOL_SOURCE_LIST && old.next_index > 0 &&
-            (!same_text(old.impu_tpl.text, d->impu_tpl.text) || !same_text(old.impi_tpl.text, d->impi_tpl.text) ||
+            (!same_template(&old.impu_tpl, &d->impu_tpl) || !same_template(&old.impi_tpl, &d->impi_tpl) ||
              !same_text(old.shared_impi, d->shared_impi)))
                 return fail(e, -EINVAL,
                             "pool '%s': its IMPU/IMPI template changed after IMPUs were handed out; define a new pool instead",
@@ -566,37 +578,45 @@ static int import_pool(struct lease_engine *e, const struct pool_def *d, int64_t
         res->pools++;
 
         if (d->source != POOL_SOURCE_LIST) {
-                /* A range or wildcard that shrank retires what lies beyond it. */
-                if (p.next_index > p.size) {
-                        if ((r = e->ops->entries_retire(e->store, p.id, p.size)) < 0)
-                                return store_fail(e, r, "retire entries");
-                        res->entries_retired += (int) (p.next_index - p.size);
-                        if ((r = e->ops->pool_set_next_index(e->store, p.id, p.size)) < 0)
-                                return store_fail(e, r, "shrink pool");
-                }
+                /* Entries beyond the size are retired, those within it not: a
+                 * range that shrank and grew back gets its entries back. next_index
+                 * stays the count of rows ever materialised. */
+                int64_t changed;
+                if ((r = e->ops->entries_set_retired(e->store, p.id, p.size, INT64_MAX, true, p.quarantine,
+                                                     &changed)) < 0)
+                        return store_fail(e, r, "retire entries");
+                res->entries_retired += (int) changed;
+                if ((r = e->ops->entries_set_retired(e->store, p.id, 0, p.size, false, p.quarantine, &changed)) < 0)
+                        return store_fail(e, r, "restore entries");
                 return 0;
         }
 
-        /* A list: retire everything, then bring back what is still listed. */
-        struct store_counts before;
-        if ((r = e->ops->pool_counts(e->store, p.id, now, &before)) < 0)
-                return store_fail(e, r, "count entries");
-        if ((r = e->ops->entries_retire(e->store, p.id, 0)) < 0)
+        /* A list: count the listed entries that are active now, retire every
+         * entry, then bring back (or add) what is still listed. */
+        int64_t active_listed = 0, was_active, changed;
+        struct store_entry en;
+        for (size_t i = 0; i < d->n_entries; i++) {
+                r = e->ops->entry_by_impu(e->store, d->entries[i].impu, &en);
+                if (r == 0 && en.pool_id != p.id)
+                        return fail(e, -EEXIST, "%s:%d: %s already belongs to pool '%s'", d->file, d->entries[i].line,
+                                    d->entries[i].impu, en.pool);
+                if (r == 0 && !en.retired)
+                        active_listed++;
+                else if (r < 0 && r != -ENOENT)
+                        return store_fail(e, r, "find listed entry");
+        }
+        if ((r = e->ops->entries_set_retired(e->store, p.id, 0, INT64_MAX, true, p.quarantine, &was_active)) < 0)
                 return store_fail(e, r, "retire entries");
+        res->entries_retired += (int) (was_active - active_listed);
         for (size_t i = 0; i < d->n_entries; i++) {
                 const struct pool_list_entry *le = &d->entries[i];
                 const char *impi = p.impi_mode == IMPI_MODE_SHARED ? p.shared_impi : le->impi;
-                struct store_entry en;
                 r = e->ops->entry_by_impu(e->store, le->impu, &en);
-                if (r == 0 && en.pool_id != p.id)
-                        return fail(e, -EEXIST, "%s:%d: %s already belongs to pool '%s'", d->file, le->line, le->impu,
-                                    en.pool);
                 if (r == 0) {
                         snprintf(en.impi, sizeof en.impi, "%s", impi);
-                        en.retired = false;
-                        /* Back in the list: the hold of its last lease still applies. */
-                        en.avail_at = en.expires_at > 0 ? en.expires_at + p.quarantine : 0;
-                        if ((r = e->ops->entry_update(e->store, &en)) < 0)
+                        if ((r = e->ops->entry_update(e->store, &en)) < 0 ||
+                            (r = e->ops->entries_set_retired(e->store, p.id, en.idx, en.idx + 1, false, p.quarantine,
+                                                             &changed)) < 0)
                                 return store_fail(e, r, "update listed entry");
                         continue;
                 }
@@ -610,11 +630,6 @@ static int import_pool(struct lease_engine *e, const struct pool_def *d, int64_t
                         return store_fail(e, r, "add listed entry");
                 res->entries_added++;
         }
-        struct store_counts after;
-        if ((r = e->ops->pool_counts(e->store, p.id, now, &after)) < 0)
-                return store_fail(e, r, "count entries");
-        if (after.retired > before.retired)
-                res->entries_retired += (int) (after.retired - before.retired);
         if ((r = e->ops->pool_set_next_index(e->store, p.id, p.next_index)) < 0)
                 return store_fail(e, r, "write pool");
         return 0;

@@ -134,9 +134,12 @@ struct store_ops {
         int (*entry_first_available)(struct store *s, int64_t pool_id, struct store_entry *ret);
         int (*entry_insert)(struct store *s, struct store_entry *e);
         int (*entry_update)(struct store *s, const struct store_entry *e);
-        /* Marks every entry of the pool retired with avail_at STORE_NEVER
-         * (import un-retires those still in the source). */
-        int (*entries_retire)(struct store *s, int64_t pool_id, int64_t from_index);
+        /* Entries of the pool with from <= idx < to: retired = true marks the
+         * active ones retired (avail_at STORE_NEVER); false restores the retired
+         * ones (avail_at = expires_at + hold, or 0 if never leased). *ret_changed
+         * counts the entries that changed. */
+        int (*entries_set_retired)(struct store *s, int64_t pool_id, int64_t from, int64_t to, bool retired,
+                                   int64_t hold, int64_t *ret_changed);
         /* Up to limit entries with an open lease and expires_at <= now, oldest first. */
         int (*entries_expired)(struct store *s, int64_t now, int limit, store_entry_cb cb, void *userdata);
         int (*entry_list)(struct store *s, const char *pool, store_entry_cb cb, void *userdata);

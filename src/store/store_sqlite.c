@@ -28,6 +28,7 @@ enum stmt_id {
         ST_ENTRY_INSERT,
         ST_ENTRY_UPDATE,
         ST_ENTRIES_RETIRE,
+        ST_ENTRIES_RESTORE,
         ST_ENTRIES_EXPIRED,
         ST_ENTRY_LIST_ALL,
         ST_ENTRY_LIST_POOL,
@@ -102,7 +103,11 @@ static const char *const stmt_sql[_ST_MAX] = {
         [ST_ENTRY_UPDATE] = "UPDATE pool_entry SET idx = ?2, impi = ?3, holder = ?4, client_addr = ?5, "
                             "leased_at = ?6, expires_at = ?7, avail_at = ?8, retired = ?9, history_id = ?10 "
                             "WHERE id = ?1",
-        [ST_ENTRIES_RETIRE] = "UPDATE pool_entry SET retired = 1, avail_at = ?3 WHERE pool_id = ?1 AND idx >= ?2",
+        [ST_ENTRIES_RETIRE] = "UPDATE pool_entry SET retired = 1, avail_at = ?5 "
+                              "WHERE pool_id = ?1 AND idx >= ?2 AND idx < ?3 AND retired = 0",
+        [ST_ENTRIES_RESTORE] = "UPDATE pool_entry SET retired = 0, "
+                               "avail_at = CASE WHEN expires_at > 0 THEN expires_at + ?4 ELSE 0 END "
+                               "WHERE pool_id = ?1 AND idx >= ?2 AND idx < ?3 AND retired = 1",
         [ST_ENTRIES_EXPIRED] = "SELECT " ENTRY_COLUMNS "WHERE e.history_id IS NOT NULL AND e.expires_at <= ?1 "
                                "ORDER BY e.expires_at LIMIT ?2",
         [ST_ENTRY_LIST_ALL] = "SELECT " ENTRY_COLUMNS "ORDER BY p.name, e.idx",
@@ -501,15 +506,22 @@ static int sqlite_entry_update(struct store *base, const struct store_entry *e) 
         return exec_stmt(s, st, "entry update");
 }
 
-static int sqlite_entries_retire(struct store *base, int64_t pool_id, int64_t from_index) {
+static int sqlite_entries_set_retired(struct store *base, int64_t pool_id, int64_t from, int64_t to, bool retired,
+                                     int64_t hold, int64_t *ret_changed) {
         struct store_sqlite *s = SELF(base);
-        sqlite3_stmt *st = stmt(s, ST_ENTRIES_RETIRE);
+        sqlite3_stmt *st = stmt(s, retired ? ST_ENTRIES_RETIRE : ST_ENTRIES_RESTORE);
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, pool_id);
-        sqlite3_bind_int64(st, 2, from_index);
-        sqlite3_bind_int64(st, 3, STORE_NEVER);
-        return exec_stmt(s, st, "retire entries");
+        sqlite3_bind_int64(st, 2, from);
+        sqlite3_bind_int64(st, 3, to);
+        sqlite3_bind_int64(st, 4, hold);
+        if (retired)
+                sqlite3_bind_int64(st, 5, STORE_NEVER);
+        int r = exec_stmt(s, st, retired ? "retire entries" : "restore entries");
+        if (r == 0)
+                *ret_changed = sqlite3_changes64(s->db);
+        return r;
 }
 
 static int sqlite_entries_expired(struct store *base, int64_t now, int limit, store_entry_cb cb, void *userdata) {
@@ -647,7 +659,7 @@ static const struct store_ops sqlite_ops = {
         .entry_first_available = sqlite_entry_first_available,
         .entry_insert = sqlite_entry_insert,
         .entry_update = sqlite_entry_update,
-        .entries_retire = sqlite_entries_retire,
+        .entries_set_retired = sqlite_entries_set_retired,
         .entries_expired = sqlite_entries_expired,
         .entry_list = sqlite_entry_list,
         .history_open = sqlite_history_open,

@@ -452,6 +452,58 @@ static void test_reimport_list_changes(void **state) {
         assert_int_equal(lease_acquire(fx->engine, "trio", "n4", NULL, 0, &l, NULL), -ENOSPC);
 }
 
+/* Imports the test config with the range pool cut to `last` + 1 entries. */
+static void reimport_range(struct fixture *fx, char last, struct lease_import_result *res) {
+        char ini[128];
+        snprintf(ini, sizeof ini, "%s/pools-range.ini", fx->dir);
+        char *text = strdup(config_text);
+        strstr(text, "{00..04}")[6] = last;
+        strstr(text, "r{10..14}")[7] = last;
+        write_file(ini, text);
+        free(text);
+        const char *files[] = { ini };
+        struct pool_config *cfg2;
+        assert_int_equal(pool_config_load(files, 1, &cfg2), 0);
+        assert_int_equal(lease_import(fx->engine, cfg2, res), 0);
+        pool_config_free(cfg2);
+}
+
+static void test_reimport_range_shrink_grow(void **state) {
+        struct fixture *fx = *state;
+        struct lease ls[5];
+        for (int i = 0; i < 5; i++) {
+                char h[8];
+                snprintf(h, sizeof h, "g%d", i);
+                ls[i] = acquire_ok(fx, "range", h, 0, LEASE_ORIGIN_NEW);
+        }
+        /* Shrink to three: the last two are retired, their leases run on. */
+        struct lease_import_result res;
+        reimport_range(fx, '2', &res);
+        assert_int_equal(res.entries_retired, 2);
+        struct lease l;
+        assert_int_equal(lease_lookup(fx->engine, ls[4].impu, &l), 0);
+        assert_int_equal(l.state, LEASE_STATE_LEASED);
+        fx->now += 100 + 300;
+        assert_int_equal(lease_lookup(fx->engine, ls[4].impu, &l), 0);
+        assert_int_equal(l.state, LEASE_STATE_RETIRED);
+        for (int i = 0; i < 3; i++) {
+                char h[8];
+                snprintf(h, sizeof h, "k%d", i);
+                struct lease got = acquire_ok(fx, "range", h, 0, LEASE_ORIGIN_REUSED);
+                assert_string_not_equal(got.impu, ls[3].impu);
+                assert_string_not_equal(got.impu, ls[4].impu);
+        }
+        assert_int_equal(lease_acquire(fx->engine, "range", "k3", NULL, 0, &l, NULL), -ENOSPC);
+        /* Grow back: the two come back into use. */
+        reimport_range(fx, '4', &res);
+        assert_int_equal(res.entries_retired, 0);
+        struct lease a = acquire_ok(fx, "range", "k3", 0, LEASE_ORIGIN_REUSED);
+        struct lease b = acquire_ok(fx, "range", "k4", 0, LEASE_ORIGIN_REUSED);
+        assert_true(strcmp(a.impu, ls[3].impu) == 0 || strcmp(a.impu, ls[4].impu) == 0);
+        assert_true(strcmp(b.impu, ls[3].impu) == 0 || strcmp(b.impu, ls[4].impu) == 0);
+        assert_int_equal(lease_acquire(fx->engine, "range", "k5", NULL, 0, &l, NULL), -ENOSPC);
+}
+
 static void test_template_change_refused(void **state) {
         struct fixture *fx = *state;
         acquire_ok(fx, "range", "t1", 0, LEASE_ORIGIN_NEW);
@@ -507,6 +559,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_lookup_unmaterialised, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reimport_list_changes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reimport_range_shrink_grow, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_template_change_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_schema_newer_refused, setup, teardown),
         };

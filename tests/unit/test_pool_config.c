@@ -161,6 +161,7 @@ static void test_errors_name_line_and_reason(void **state) {
         CASE("impu_wildcard = sip:w-![0-9]{3}x!@ims.example.com\nsize = 5\nimpi_wildcard = !.*!@x\n", 10,
              "no generated part");
         CASE("impu_wildcard = sip:w-!.*!@ims.example.com\nimpi_wildcard = !.*!@x\n", 5, "needs 'size'");
+        CASE("impu_wildcard = sip:w-!.*!@ims.example.com\nimpi_wildcard = !.+!@x\nsize = 3\n", 11, "use the same");
         CASE("entry = sip:a@ims.example.com a@x\nimpu_range = sip:{1..2}@ims.example.com\n", 11,
              "exactly one IMPU source");
         CASE("this line has no equals sign\nentry = sip:a@ims.example.com a@x\n", 10, "expected 'key = value'");
