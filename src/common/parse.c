@@ -58,10 +58,36 @@ int wwsf_parse_bool(const char *s, bool *ret) {
         return -EINVAL;
 }
 
+/* SIP URIs and NAIs are ASCII (anything else is %-escaped). */
 static bool printable_no_space(const char *s) {
         for (; *s; s++)
-                if ((unsigned char) *s <= 0x20 || (unsigned char) *s == 0x7f)
+                if ((unsigned char) *s <= 0x20 || (unsigned char) *s >= 0x7f)
                         return false;
+        return true;
+}
+
+bool wwsf_is_utf8(const char *s) {
+        const unsigned char *p = (const unsigned char *) s;
+        while (*p) {
+                unsigned c = *p++;
+                int more;
+                unsigned min;
+                if (c < 0x80)
+                        continue;
+                else if ((c & 0xe0) == 0xc0) { more = 1; min = 0x80; c &= 0x1f; }
+                else if ((c & 0xf0) == 0xe0) { more = 2; min = 0x800; c &= 0x0f; }
+                else if ((c & 0xf8) == 0xf0) { more = 3; min = 0x10000; c &= 0x07; }
+                else
+                        return false;
+                for (int i = 0; i < more; i++, p++) {
+                        if ((*p & 0xc0) != 0x80)
+                                return false;
+                        c = (c << 6) | (*p & 0x3f);
+                }
+                /* Overlong forms, surrogates and code points past U+10FFFF. */
+                if (c < min || (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+                        return false;
+        }
         return true;
 }
 

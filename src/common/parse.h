@@ -19,5 +19,8 @@ bool wwsf_is_public_identity(const char *s);
 /* Whether s looks like an IMPI (NAI form user@realm, no spaces or controls). */
 bool wwsf_is_private_identity(const char *s);
 
+/* Whether s is well-formed UTF-8 (no overlong forms or surrogates). */
+bool wwsf_is_utf8(const char *s);
+
 /* Whether s is a textual IPv4 or IPv6 address. */
 bool wwsf_is_ip_address(const char *s);

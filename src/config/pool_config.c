@@ -14,9 +14,10 @@
 
 #include "common/parse.h"
 
-/* inih (Debian build) reads lines of at most INI_MAX_LINE-1 characters; the
- * reader below refuses longer ones instead of letting inih split them. */
-#define LINE_MAX_CHARS (INI_MAX_LINE - 1)
+/* inih (Debian build) reads lines into INI_MAX_LINE bytes: the characters, the
+ * newline and the NUL. The reader below refuses longer lines instead of
+ * letting inih split them. */
+#define LINE_MAX_CHARS (INI_MAX_LINE - 2)
 /* Names end up in URLs, logs and SQL rows; keep them short and plain. */
 #define NAME_MAX_CHARS 64
 /* Sanity bound on one pool: ten thousand million entries. */
@@ -263,7 +264,8 @@ static int parse_template_parts(const char *text, enum pool_source source, struc
                 t->suffix = xstrdup(close + 1);
                 t->start = a;
                 t->width = (int) wa;
-                *ret_count = b - a + 1;
+                t->count = b - a + 1;
+                *ret_count = t->count;
                 return 0;
         }
         const char *open = strchr(text, '!');
@@ -408,14 +410,8 @@ static int handle_pool_key(struct parse_state *st, struct pool_def *p, const cha
                         add_error(cfg, st->file, st->line, "%s: %s", name, why);
                         return 0;
                 }
-                if (src == POOL_SOURCE_RANGE) {
-                        if (count > POOL_SIZE_MAX) {
-                                add_error(cfg, st->file, st->line, "%s: more than %" PRId64 " IMPUs", name,
-                                          POOL_SIZE_MAX);
-                                return 0;
-                        }
-                        p->size = count;
-                }
+                if (src == POOL_SOURCE_RANGE && count > POOL_SIZE_MAX)
+                        add_error(cfg, st->file, st->line, "%s: more than %" PRId64 " IMPUs", name, POOL_SIZE_MAX);
         } else if (strcmp(name, "impi_range") == 0 || strcmp(name, "impi_wildcard") == 0) {
                 enum pool_source src = name[5] == 'r' ? POOL_SOURCE_RANGE : POOL_SOURCE_WILDCARD;
                 int64_t count;
@@ -424,10 +420,6 @@ static int handle_pool_key(struct parse_state *st, struct pool_def *p, const cha
                         add_error(cfg, st->file, st->line, "%s: %s", name, why);
                         return 0;
                 }
-                if (src == POOL_SOURCE_RANGE && p->size >= 0 && count != p->size)
-                        add_error(cfg, st->file, st->line,
-                                  "impi_range: has %" PRId64 " identities but impu_range has %" PRId64, count,
-                                  p->size);
         } else if (strcmp(name, "impi") == 0) {
                 p->key_lines[POOL_LINE_IMPI] = st->line;
                 if (!identity_ok(value, false))
@@ -438,8 +430,10 @@ static int handle_pool_key(struct parse_state *st, struct pool_def *p, const cha
                 if (wwsf_parse_int(value, 1, POOL_SIZE_MAX, &v) < 0)
                         add_error(cfg, st->file, st->line, "size: expected a number from 1 to %" PRId64,
                                   POOL_SIZE_MAX);
-                else
+                else {
                         p->size = v;
+                        p->key_lines[POOL_LINE_SIZE] = st->line;
+                }
         } else if (strcmp(name, "token_length") == 0) {
                 if (wwsf_parse_int(value, 4, POOL_TOKEN_MAX, &v) < 0)
                         add_error(cfg, st->file, st->line, "token_length: expected a number from 4 to %d",
@@ -561,7 +555,8 @@ static bool regex_compiles(const char *regex) {
 }
 
 static bool sip_host_matches(const char *impu, const char *domain) {
-        if (strncasecmp(impu, "tel:", 4) == 0)
+        /* No domain: the subscription is refused for that already. */
+        if (!domain || strncasecmp(impu, "tel:", 4) == 0)
                 return true;
         const char *at = strrchr(impu, '@');
         if (!at)
@@ -629,8 +624,8 @@ static void validate_pool(struct pool_config *cfg, struct pool_def *p) {
 
         switch (p->source) {
         case POOL_SOURCE_LIST:
-                if (p->size >= 0)
-                        add_error(cfg, f, p->line, "pool '%s': 'size' is for wildcard pools only", p->name);
+                if (lines[POOL_LINE_SIZE])
+                        add_error(cfg, f, lines[POOL_LINE_SIZE], "size: only wildcard pools take a size");
                 p->size = (int64_t) p->n_entries;
                 if (has_impi_tpl)
                         add_error(cfg, f, lines[POOL_LINE_IMPI], "pool '%s': a listed pool gives IMPIs in its entries",
@@ -649,6 +644,14 @@ static void validate_pool(struct pool_config *cfg, struct pool_def *p) {
                 }
                 break;
         case POOL_SOURCE_RANGE:
+                if (lines[POOL_LINE_SIZE])
+                        add_error(cfg, f, lines[POOL_LINE_SIZE],
+                                  "size: only wildcard pools take a size (a range's size is its {FIRST..LAST})");
+                p->size = p->impu_tpl.count;
+                if (has_impi_tpl && !p->impi_tpl.regex && p->impi_tpl.count != p->size)
+                        add_error(cfg, f, lines[POOL_LINE_IMPI],
+                                  "impi_range: has %" PRId64 " identities but impu_range has %" PRId64,
+                                  p->impi_tpl.count, p->size);
                 if (!template_has_identity_chars(&p->impu_tpl)) {
                         add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: stray '{', '}' or '!' around the range");
                         break;
@@ -698,6 +701,17 @@ static void validate_pool(struct pool_config *cfg, struct pool_def *p) {
                                   p->token_length, p->token_length, p->impu_tpl.regex);
                         break;
                 }
+                /* Tokens are drawn at random and a draw that collides is drawn
+                 * again (8 tries). Keeping the pool within 1% of the token space
+                 * makes 8 collisions in a row (odds 1e-16) never happen. */
+                double space = 1;
+                for (int k = 0; k < p->token_length; k++)
+                        space *= p->token_alphabet == TOKEN_ALPHABET_DIGITS ? 10 : 32;
+                if (p->size > 0 && (double) p->size > space / 100)
+                        add_error(cfg, f, lines[POOL_LINE_SIZE] ? lines[POOL_LINE_SIZE] : p->line,
+                                  "size: %" PRId64 " is more than 1%% of the %.0f tokens of token_length %d; "
+                                  "raise token_length",
+                                  p->size, space, p->token_length);
                 if (s && !shared && !has_impi_tpl)
                         add_error(cfg, f, p->line,
                                   "pool '%s': subscription '%s' has an IMPI per entry: set impi_wildcard", p->name,
@@ -726,6 +740,69 @@ static void validate_pool(struct pool_config *cfg, struct pool_def *p) {
         }
 }
 
+/* Whether two range templates generate a common identity, exactly, whatever
+ * their prefixes and widths ("sip:+1555{00..99}" and "sip:+15550{0..9}" do).
+ * Both strings have the same length L. Over the window W of positions where
+ * either has its number, each template fixes the other positions (they must be
+ * digits), so its identities read as W-digit numbers form an arithmetic
+ * progression: an interval with a step of 10^(digits after its number in W)
+ * and a fixed remainder. Steps are powers of ten, so one divides the other and
+ * the intersection is found by one congruence. */
+static bool ranges_overlap(const struct pool_template *a, const struct pool_template *b) {
+        size_t pa = strlen(a->prefix), pb = strlen(b->prefix);
+        size_t len = pa + (size_t) a->width + strlen(a->suffix);
+        if (len != pb + (size_t) b->width + strlen(b->suffix))
+                return false;
+        size_t lo = pa < pb ? pa : pb;
+        size_t hi_a = pa + (size_t) a->width, hi_b = pb + (size_t) b->width;
+        size_t hi = hi_a > hi_b ? hi_a : hi_b;
+        if (hi - lo > 36)
+                return true; /* beyond 128-bit arithmetic: assume the worst */
+
+        /* Character i of template t: a fixed char, or 0 inside its number. */
+#define FIXED(t, p, i) ((i) < (p) ? (t)->prefix[i] : (i) < (p) + (size_t) (t)->width ? 0 : (t)->suffix[(i) - (p) - (size_t) (t)->width])
+        for (size_t i = 0; i < len; i++) {
+                char ca = FIXED(a, pa, i), cb = FIXED(b, pb, i);
+                if (i >= lo && i < hi) {
+                        if ((ca && !isdigit((unsigned char) ca)) || (cb && !isdigit((unsigned char) cb)))
+                                return false;
+                        if (ca && cb && ca != cb)
+                                return false;
+                } else if (tolower((unsigned char) ca) != tolower((unsigned char) cb))
+                        return false;
+        }
+        struct ap { __int128 first, last, step, rem; } ap[2];
+        const struct pool_template *t[2] = { a, b };
+        size_t p[2] = { pa, pb };
+        for (int k = 0; k < 2; k++) {
+                __int128 high = 0, low = 0, step = 1;
+                for (size_t i = lo; i < p[k]; i++)
+                        high = high * 10 + (FIXED(t[k], p[k], i) - '0');
+                for (size_t i = p[k] + (size_t) t[k]->width; i < hi; i++) {
+                        low = low * 10 + (FIXED(t[k], p[k], i) - '0');
+                        step *= 10;
+                }
+                __int128 scale = step;
+                for (int w = 0; w < t[k]->width; w++)
+                        scale *= 10;
+                ap[k].step = step;
+                ap[k].rem = low;
+                ap[k].first = high * scale + (__int128) t[k]->start * step + low;
+                ap[k].last = high * scale + (__int128) (t[k]->start + t[k]->count - 1) * step + low;
+        }
+#undef FIXED
+        struct ap *fine = ap[0].step <= ap[1].step ? &ap[0] : &ap[1];
+        struct ap *coarse = fine == &ap[0] ? &ap[1] : &ap[0];
+        if (coarse->rem % fine->step != fine->rem)
+                return false;
+        __int128 from = ap[0].first > ap[1].first ? ap[0].first : ap[1].first;
+        __int128 to = ap[0].last < ap[1].last ? ap[0].last : ap[1].last;
+        if (from > to)
+                return false;
+        __int128 x = from + ((coarse->rem - from) % coarse->step + coarse->step) % coarse->step;
+        return x <= to;
+}
+
 /* No IMPU may belong to two pools: listed entries against each other and
  * against ranges, and ranges of the same shape against each other. */
 static void check_overlaps(struct pool_config *cfg) {
@@ -750,12 +827,7 @@ static void check_overlaps(struct pool_config *cfg) {
                                                                   pa->entries[i].line);
                         }
                         if (pa->source == POOL_SOURCE_RANGE && pb->source == POOL_SOURCE_RANGE &&
-                            pa->impu_tpl.prefix && pb->impu_tpl.prefix &&
-                            pa->impu_tpl.width == pb->impu_tpl.width &&
-                            strcasecmp(pa->impu_tpl.prefix, pb->impu_tpl.prefix) == 0 &&
-                            strcasecmp(pa->impu_tpl.suffix, pb->impu_tpl.suffix) == 0 &&
-                            pa->impu_tpl.start < pb->impu_tpl.start + pb->size &&
-                            pb->impu_tpl.start < pa->impu_tpl.start + pa->size)
+                            pa->impu_tpl.prefix && pb->impu_tpl.prefix && ranges_overlap(&pa->impu_tpl, &pb->impu_tpl))
                                 add_error(cfg, pb->file, pb->line, "pool '%s': its IMPU range overlaps pool '%s' (%s:%d)",
                                           pb->name, pa->name, pa->file, pa->line);
                         for (int k = 0; k < 2; k++) {

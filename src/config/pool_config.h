@@ -41,6 +41,7 @@ struct pool_template {
         char *suffix;
         int64_t start;          /* range only */
         int width;              /* range only */
+        int64_t count;          /* range only: LAST - FIRST + 1 */
         char *regex;            /* wildcard only, without the ! marks */
 };
 
@@ -65,10 +66,10 @@ struct pool_def {
 
         const char *file;
         int line;               /* the section header */
-        int key_lines[4];       /* indexed by enum pool_line; 0 when the key is absent */
+        int key_lines[5];       /* indexed by enum pool_line; 0 when the key is absent */
 };
 
-enum pool_line { POOL_LINE_SUBSCRIPTION, POOL_LINE_IMPI, POOL_LINE_SOURCE, POOL_LINE_QUARANTINE };
+enum pool_line { POOL_LINE_SUBSCRIPTION, POOL_LINE_IMPI, POOL_LINE_SOURCE, POOL_LINE_QUARANTINE, POOL_LINE_SIZE };
 
 struct pool_config {
         char **files;

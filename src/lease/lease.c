@@ -107,6 +107,8 @@ static int check_holder(struct lease_engine *e, const char *holder) {
         for (const char *p = holder; *p; p++)
                 if ((unsigned char) *p < 0x20 || *p == 0x7f)
                         return fail(e, -EINVAL, "holder contains control characters");
+        if (!wwsf_is_utf8(holder))
+                return fail(e, -EINVAL, "holder is not valid UTF-8");
         return 0;
 }
 

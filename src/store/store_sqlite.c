@@ -731,6 +731,20 @@ static int migrate(struct store_sqlite *s, bool read_only) {
         return 0;
 }
 
+/* Switching to WAL needs a moment alone with the file, and SQLite answers
+ * SQLITE_BUSY at once, without the busy handler, when another connection is
+ * opening it too (several processes on a new database). Wait and try again. */
+static int set_wal(sqlite3 *db, int timeout_ms, char **err) {
+        for (int waited = 0;; waited += 10) {
+                sqlite3_free(*err);
+                *err = NULL;
+                int rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, err);
+                if ((rc & 0xff) != SQLITE_BUSY || waited >= timeout_ms)
+                        return rc;
+                sqlite3_sleep(10);
+        }
+}
+
 int store_sqlite_open(const char *path, const struct store_options *opt, struct store **ret, char *errbuf,
                       size_t errsize) {
         static const struct store_options defaults = { .sync = STORE_SYNC_FULL };
@@ -759,7 +773,21 @@ int store_sqlite_open(const char *path, const struct store_options *opt, struct 
                 [STORE_SYNC_OFF] = "PRAGMA synchronous = OFF",
         };
         char *err = NULL;
-        if (!opt->read_only && (rc = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", NULL, NULL, &err)) != SQLITE_OK)
+        /* Refuse a newer schema before changing anything in the file. */
+        int version = 0;
+        if ((rc = user_version(s->db, &version)) != SQLITE_OK) {
+                err = sqlite3_mprintf("%s", sqlite3_errmsg(s->db));
+                goto sql_fail;
+        }
+        if (version > store_migrations_count) {
+                snprintf(errbuf, errsize,
+                         "%s: database schema version %d is newer than this build supports (%d): use a newer wwsf",
+                         path, version, store_migrations_count);
+                r = -EPROTO;
+                goto fail;
+        }
+        if (!opt->read_only && (rc = set_wal(s->db, opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : 5000,
+                                             &err)) != SQLITE_OK)
                 goto sql_fail;
         if ((rc = sqlite3_exec(s->db, sync_pragma[opt->sync], NULL, NULL, &err)) != SQLITE_OK ||
             (rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, &err)) != SQLITE_OK)
