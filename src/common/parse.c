@@ -48,6 +48,23 @@ int wwsf_parse_duration(const char *s, int64_t *ret_seconds) {
         return 0;
 }
 
+int wwsf_parse_duration_ms(const char *s, int64_t *ret_ms) {
+        size_t n = s ? strlen(s) : 0;
+        if (n > 2 && strcmp(s + n - 2, "ms") == 0) {
+                char buf[32];
+                if (n - 2 >= sizeof buf)
+                        return -ERANGE;
+                memcpy(buf, s, n - 2);
+                buf[n - 2] = '\0';
+                return wwsf_parse_int(buf, 0, INT64_C(315360000000), ret_ms);
+        }
+        int64_t sec;
+        int r = wwsf_parse_duration(s, &sec);
+        if (r == 0)
+                *ret_ms = sec * 1000;
+        return r;
+}
+
 int wwsf_parse_bool(const char *s, bool *ret) {
         static const char *const yes[] = { "yes", "true", "on", "1" };
         static const char *const no[] = { "no", "false", "off", "0" };

@@ -6,6 +6,9 @@
 /* "90", "90s", "15m", "2h", "1d" -> seconds. Returns 0 or -EINVAL/-ERANGE. */
 int wwsf_parse_duration(const char *s, int64_t *ret_seconds);
 
+/* Like wwsf_parse_duration() but also "250ms"; the result in milliseconds. */
+int wwsf_parse_duration_ms(const char *s, int64_t *ret_ms);
+
 /* A decimal integer in [min, max]. Returns 0 or -EINVAL/-ERANGE. */
 int wwsf_parse_int(const char *s, int64_t min, int64_t max, int64_t *ret);
 

@@ -3,7 +3,6 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <errno.h>
-#include <ini.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,11 +12,8 @@
 #include <sys/random.h>
 
 #include "common/parse.h"
+#include "config/ini_file.h"
 
-/* inih (Debian build) reads lines into INI_MAX_LINE bytes: the characters, the
- * newline and the NUL. The reader below refuses longer lines instead of
- * letting inih split them. */
-#define LINE_MAX_CHARS (INI_MAX_LINE - 2)
 /* Names end up in URLs, logs and SQL rows; keep them short and plain. */
 #define NAME_MAX_CHARS 64
 /* Sanity bound on one pool: ten thousand million entries. */
@@ -28,21 +24,11 @@
 
 enum section_type { SECTION_NONE, SECTION_SUBSCRIPTION, SECTION_POOL, SECTION_BAD };
 
-struct section_header {
-        char *text;
-        int line;
-        bool has_keys;
-};
-
 struct parse_state {
+        struct ini_file ini;    /* first: the ini_file callbacks cast back to parse_state */
         struct pool_config *cfg;
         const char *file;
-        FILE *stream;
-        int line;               /* line the reader returned last */
-        bool line_overflow;
-
-        struct section_header *headers;
-        size_t n_headers;
+        int line;               /* line of the key being handled */
 
         char *section;          /* section text of the current object */
         enum section_type type;
@@ -96,52 +82,6 @@ static bool identity_ok(const char *s, bool public_identity) {
         return public_identity ? wwsf_is_public_identity(s) : wwsf_is_private_identity(s);
 }
 
-/* fgets-style reader that counts lines and refuses overlong ones, so every
- * message can name the line it is about. */
-static char *counting_reader(char *str, int num, void *stream) {
-        struct parse_state *st = stream;
-        if (!fgets(str, num, st->stream))
-                return NULL;
-        st->line++;
-        size_t n = strlen(str);
-        if (n > 0 && str[n - 1] != '\n' && !feof(st->stream)) {
-                add_error(st->cfg, st->file, st->line, "line longer than %d characters", LINE_MAX_CHARS);
-                int c;
-                while ((c = fgetc(st->stream)) != EOF && c != '\n')
-                        ;
-                str[0] = '\0';
-                return str;
-        }
-        /* Note section headers and lines inih will not hand to the handler. */
-        char *p = str;
-        while (*p == ' ' || *p == '\t')
-                p++;
-        if (*p == '[') {
-                char *end = strchr(p, ']');
-                if (!end) {
-                        add_error(st->cfg, st->file, st->line, "section header without ']'");
-                        str[0] = '\0';
-                        return str;
-                }
-                st->headers = xrealloc_array(st->headers, st->n_headers + 1, sizeof *st->headers);
-                st->headers[st->n_headers++] = (struct section_header) {
-                        .text = strndup(p + 1, (size_t) (end - p - 1)), .line = st->line,
-                };
-        } else if (*p && *p != '\n' && *p != '\r' && *p != ';' && *p != '#' && p == str &&
-                   !strchr(p, '=')) {
-                add_error(st->cfg, st->file, st->line, "expected 'key = value', a [section] or a comment");
-                str[0] = '\0';
-        }
-        return str;
-}
-
-static struct section_header *header_for(struct parse_state *st, const char *section) {
-        for (size_t i = st->n_headers; i > 0; i--)
-                if (strcmp(st->headers[i - 1].text, section) == 0)
-                        return &st->headers[i - 1];
-        return NULL;
-}
-
 static bool key_seen(struct parse_state *st, const char *name) {
         for (size_t i = 0; i < st->n_seen; i++)
                 if (strcmp(st->seen[i], name) == 0)
@@ -153,10 +93,9 @@ static bool key_seen(struct parse_state *st, const char *name) {
 
 static void start_section(struct parse_state *st, const char *section) {
         struct pool_config *cfg = st->cfg;
-        struct section_header *h = header_for(st, section);
-        int line = h ? h->line : st->line;
-        if (h)
-                h->has_keys = true;
+        int line = ini_file_section_line(&st->ini, section);
+        if (!line)
+                line = st->line;
 
         free(st->section);
         st->section = xstrdup(section);
@@ -449,8 +388,9 @@ static int handle_pool_key(struct parse_state *st, struct pool_def *p, const cha
         return 0;
 }
 
-static int ini_handler_fn(void *user, const char *section, const char *name, const char *value) {
-        struct parse_state *st = user;
+static int ini_handler_fn(struct ini_file *f, const char *section, const char *name, const char *value) {
+        struct parse_state *st = (struct parse_state *) f;
+        st->line = f->line;
         if (!st->section || strcmp(st->section, section) != 0) {
                 if (!*section) {
                         add_error(st->cfg, st->file, st->line, "key '%s' outside any section", name);
@@ -846,27 +786,25 @@ static void check_overlaps(struct pool_config *cfg) {
         }
 }
 
-static int parse_file(struct pool_config *cfg, const char *file) {
-        FILE *stream = fopen(file, "re");
-        if (!stream) {
-                int r = -errno;
-                add_error(cfg, file, 0, "cannot open: %s", strerror(errno));
-                return r;
-        }
-        struct parse_state st = { .cfg = cfg, .file = file, .stream = stream };
-        int r = ini_parse_stream(counting_reader, &st, ini_handler_fn, &st);
-        if (r < 0)
-                add_error(cfg, file, 0, "cannot read the file");
-        fclose(stream);
+static void ini_error_fn(struct ini_file *f, int line, const char *message) {
+        struct parse_state *st = (struct parse_state *) f;
+        add_error(st->cfg, st->file, line, "%s", message);
+}
 
-        for (size_t i = 0; i < st.n_headers; i++) {
-                if (!st.headers[i].has_keys)
-                        add_error(cfg, file, st.headers[i].line, "section [%s] has no keys", st.headers[i].text);
-                free(st.headers[i].text);
-        }
-        free(st.headers);
+static int parse_file(struct pool_config *cfg, const char *file) {
+        struct parse_state st = {
+                .ini = { .path = file, .on_key = ini_handler_fn, .on_error = ini_error_fn },
+                .cfg = cfg,
+                .file = file,
+        };
+        int r = ini_file_parse(&st.ini);
+        if (r == -EIO)
+                add_error(cfg, file, st.ini.line, "cannot read the file");
+        else if (r < 0)
+                add_error(cfg, file, 0, "cannot open: %s", strerror(-r));
+        ini_file_done(&st.ini);
         free(st.section);
-        return 0;
+        return r;
 }
 
 int pool_config_load(const char *const *files, size_t n_files, struct pool_config **ret) {

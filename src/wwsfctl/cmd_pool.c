@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config/daemon_config.h"
 #include "config/pool_config.h"
+#include <stdlib.h>
 #include "wwsfctl/ctl.h"
 
 static int cmd_config_check(struct ctl *ctl, int argc, char **argv);
@@ -15,8 +17,10 @@ static int cmd_pool_show(struct ctl *ctl, int argc, char **argv);
 
 const struct ctl_command ctl_config_commands[] = {
         { "config check", "FILE...",
-          "Validates pool configuration files (subscriptions and pools). Every problem is\n"
-          "printed as FILE:LINE: reason; the exit status is 1 if there is any.",
+          "Validates pool configuration files (subscriptions and pools) and wwsfd\n"
+          "configuration files (those with a [server] section, checked with the pool files\n"
+          "they name). Every problem is printed as FILE:LINE: reason; the exit status is 1\n"
+          "if there is any.",
           cmd_config_check },
         { "pool import", "FILE...",
           "Creates or updates the subscriptions and pools of the files in the lease store,\n"
@@ -41,34 +45,90 @@ static int load_config(struct ctl *ctl, int argc, char **argv, const struct ctl_
         return -1;
 }
 
+/* A wwsfd configuration is checked with the pool files it names. */
+static size_t check_daemon_config(const char *file, json_t *errs) {
+        struct daemon_config *dc = NULL;
+        struct pool_config *pc = NULL;
+        if (daemon_config_load(file, &dc) == -ENOMEM)
+                abort();
+        if (dc->n_errors == 0)
+                (void) daemon_config_load_pools(dc, &pc);
+        size_t n = 0;
+        for (int k = 0; k < 2; k++) {
+                char **list = k == 0 ? dc->errors : pc ? pc->errors : NULL;
+                size_t count = k == 0 ? dc->n_errors : pc ? pc->n_errors : 0;
+                for (size_t i = 0; i < count; i++, n++) {
+                        fprintf(stderr, "%s\n", list[i]);
+                        if (errs)
+                                json_array_append_new(errs, json_string(list[i]));
+                }
+        }
+        pool_config_free(pc);
+        daemon_config_free(dc);
+        return n;
+}
+
 static int cmd_config_check(struct ctl *ctl, int argc, char **argv) {
-        struct pool_config *cfg = NULL;
-        int r = load_config(ctl, argc, argv, &ctl_config_commands[0], &cfg);
+        const struct ctl_command *cmd = &ctl_config_commands[0];
+        int r = ctl_getopt(ctl, cmd, argc, argv, NULL, NULL, NULL, NULL);
         if (r >= 0)
                 return r;
+        if (optind >= argc)
+                return ctl_usage_error("%s: name at least one FILE", cmd->name);
+
+        /* wwsfd configurations one by one; pool files together (a pool may
+         * name a subscription from another file). */
+        const char **pool_files = calloc((size_t) argc, sizeof *pool_files);
+        if (!pool_files)
+                return ctl_refuse("out of memory");
+        size_t n_pool_files = 0, n_daemon = 0, problems = 0;
+        json_t *errs = ctl->json ? json_array() : NULL;
+        for (int i = optind; i < argc; i++) {
+                if (daemon_config_sniff(argv[i])) {
+                        problems += check_daemon_config(argv[i], errs);
+                        n_daemon++;
+                } else
+                        pool_files[n_pool_files++] = argv[i];
+        }
+        struct pool_config *cfg = NULL;
+        if (n_pool_files) {
+                if (pool_config_load(pool_files, n_pool_files, &cfg) == -ENOMEM)
+                        abort();
+                for (size_t i = 0; i < cfg->n_errors; i++) {
+                        fprintf(stderr, "%s\n", cfg->errors[i]);
+                        if (errs)
+                                json_array_append_new(errs, json_string(cfg->errors[i]));
+                }
+                problems += cfg->n_errors;
+        }
+        free(pool_files);
+        size_t n_subs = cfg ? cfg->n_subs : 0, n_pools = cfg ? cfg->n_pools : 0;
+        size_t n_files = (size_t) (argc - optind);
         if (ctl->json) {
-                json_t *o = json_object(), *errs = json_array(), *files = json_array();
-                for (size_t i = 0; i < cfg->n_errors; i++)
-                        json_array_append_new(errs, json_string(cfg->errors[i]));
-                for (size_t i = 0; i < cfg->n_files; i++)
-                        json_array_append_new(files, json_string(cfg->files[i]));
-                json_object_set_new(o, "ok", json_boolean(cfg->n_errors == 0));
+                json_t *o = json_object(), *files = json_array();
+                for (int i = optind; i < argc; i++)
+                        json_array_append_new(files, json_string(argv[i]));
+                json_object_set_new(o, "ok", json_boolean(problems == 0));
                 json_object_set_new(o, "files", files);
-                json_object_set_new(o, "subscriptions", json_integer((json_int_t) cfg->n_subs));
-                json_object_set_new(o, "pools", json_integer((json_int_t) cfg->n_pools));
+                json_object_set_new(o, "daemon_configs", json_integer((json_int_t) n_daemon));
+                json_object_set_new(o, "subscriptions", json_integer((json_int_t) n_subs));
+                json_object_set_new(o, "pools", json_integer((json_int_t) n_pools));
                 json_object_set_new(o, "errors", errs);
                 ctl_print_json(o);
-        } else if (cfg->n_errors == 0)
-                printf("ok: %zu file%s, %zu subscription%s, %zu pool%s\n", cfg->n_files, cfg->n_files == 1 ? "" : "s",
-                       cfg->n_subs, cfg->n_subs == 1 ? "" : "s", cfg->n_pools, cfg->n_pools == 1 ? "" : "s");
-        for (size_t i = 0; i < cfg->n_errors; i++)
-                fprintf(stderr, "%s\n", cfg->errors[i]);
-        r = cfg->n_errors ? EXIT_REFUSED : EXIT_OK;
-        if (r != EXIT_OK)
-                fprintf(stderr, "wwsfctl: bad config: %zu problem%s found\n", cfg->n_errors,
-                        cfg->n_errors == 1 ? "" : "s");
+        } else if (problems == 0) {
+                printf("ok: %zu file%s", n_files, n_files == 1 ? "" : "s");
+                if (n_daemon)
+                        printf(", %zu wwsfd configuration%s", n_daemon, n_daemon == 1 ? "" : "s");
+                if (n_pool_files)
+                        printf(", %zu subscription%s, %zu pool%s", n_subs, n_subs == 1 ? "" : "s", n_pools,
+                               n_pools == 1 ? "" : "s");
+                printf("\n");
+        }
         pool_config_free(cfg);
-        return r;
+        if (problems == 0)
+                return EXIT_OK;
+        fprintf(stderr, "wwsfctl: bad config: %zu problem%s found\n", problems, problems == 1 ? "" : "s");
+        return EXIT_REFUSED;
 }
 
 static int cmd_pool_import(struct ctl *ctl, int argc, char **argv) {

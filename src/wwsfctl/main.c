@@ -16,6 +16,7 @@ static const struct ctl_command *const command_groups[] = {
         ctl_config_commands,
         ctl_lease_commands,
         ctl_report_commands,
+        ctl_keys_commands,
 };
 
 int ctl_refuse(const char *fmt, ...) {
