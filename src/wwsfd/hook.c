@@ -20,7 +20,16 @@
  * that exits while carrying a request puts it back at the head of the queue
  * once: it may have died before reading it (one that exits after each answer
  * is legal); a request that kills a second helper is answered
- * HOOK_UNAVAILABLE. */
+ * HOOK_UNAVAILABLE.
+ *
+ * Admission: at most helpers + queue_max requests are outstanding, so
+ * queue_max is how many may wait while every helper is busy; past it,
+ * HOOK_UNAVAILABLE at once, from the caller's thread.
+ *
+ * Statistics: requests counts every hook_pool_ask(); eligible and refused
+ * the verdicts; timeouts HOOK_TIMEOUT; failures HOOK_UNAVAILABLE and
+ * HOOK_BAD_ANSWER; restarts every start of a helper after the first one of
+ * its slot, also those that fail. */
 #include "wwsfd/hook.h"
 
 #include <errno.h>
@@ -491,7 +500,8 @@ static void set_nonblocking(int fd) {
 /* Starts the helper with posix_spawn(): glibc implements it with a vfork-like
  * clone (no copy of the daemon's page tables, no unsafe code between fork and
  * exec in a threaded process) and reports exec errors (ENOENT, EACCES) to
- * the parent. The child gets our pipes as stdin and stdout, the daemon's
+ * the parent. (Valgrind turns that clone into a fork: there an exec error
+ * shows as a helper that exits at once, with the same outcome.) The child gets our pipes as stdin and stdout, the daemon's
  * stderr (so helper logs reach the daemon's log), no other fd, an empty
  * signal mask and default dispositions for the signals a daemon commonly
  * ignores. */
@@ -678,15 +688,16 @@ static void expire_queued(struct hook_pool *p, int64_t now) {
                 else if (p->helpers[i].next_start < first_start)
                         first_start = p->helpers[i].next_start;
         }
-        struct hook_request *expired = NULL, **link;
+        struct hook_request *expired = NULL, **expired_end = &expired, **link;
         pthread_mutex_lock(&p->lock);
         p->tail = NULL;
         for (link = &p->head; *link;) {
                 struct hook_request *req = *link;
                 if (now >= req->wait_deadline || (!running && first_start > req->wait_deadline)) {
                         *link = req->next;
-                        req->next = expired;
-                        expired = req;
+                        req->next = NULL;
+                        *expired_end = req;
+                        expired_end = &req->next;
                 } else {
                         p->tail = req;
                         link = &req->next;

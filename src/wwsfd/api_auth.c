@@ -1,0 +1,369 @@
+/* POST /api/v1/anonymous, /login, /refresh, /logout: admission, leases and
+ * tokens. Parsing happens on the HTTP thread; the hook answers on its own
+ * thread; lease store writes and signing run on a worker. */
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/parse.h"
+#include "wwsfd/wwsfd.h"
+
+#define SESSION_COOKIE "wwsf_session"
+/* refresh and logout need this header: a cross-site form cannot send it, and
+ * a cross-site fetch() that sets it needs a CORS preflight we never answer. */
+#define CSRF_HEADER "X-WWSF-Request"
+
+/* The state of one admission while it moves between threads. */
+struct admission {
+        struct request *r;
+        char pool[STORE_NAME_MAX];
+        struct session session;         /* filled as we go */
+        bool have_session;              /* refresh/logout: an existing session */
+        uint64_t hook_started_us;
+};
+
+static bool json_content_type(struct request *r) {
+        const char *ct = request_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!ct)
+                return false;
+        size_t n = strcspn(ct, ";");
+        return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+/* The body as a JSON object, or a reply already queued (*ret_result). */
+static json_t *parse_body(struct request *r, enum MHD_Result *ret_result) {
+        if (!json_content_type(r)) {
+                *ret_result = reply_error(r, 415, "unsupported_media_type", "send Content-Type: application/json");
+                return NULL;
+        }
+        json_error_t jerr;
+        json_t *body = r->body ? json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+        if (!body || !json_is_object(body)) {
+                json_decref(body);
+                *ret_result = reply_error(r, 400, "bad_request", "the body must be a JSON object");
+                return NULL;
+        }
+        return body;
+}
+
+static bool throttled(struct request *r, const char *kind, const char *key, int per_minute) {
+        char k[320];
+        snprintf(k, sizeof k, "%s:%s", kind, key);
+        int wait = throttle_check(r->d->throttle, k, per_minute, wwsfd_now_ms());
+        if (wait > 0) {
+                r->retry_after = wait;
+                r->d->metrics.throttled++;
+        }
+        return wait > 0;
+}
+
+/* Signs a token for the session and answers 200 with it (from a worker). */
+static void finish_with_token(struct worker *w, struct admission *a, int64_t lease_expires_at, bool new_session) {
+        struct wwsfd *d = w->d;
+        struct request *r = a->r;
+        struct session *s = &a->session;
+        int64_t now = wwsf_clock_now(d->clock);
+        struct token_claims claims = {
+                .iss = d->cfg->public_url,
+                .aud = d->cfg->audience,
+                .sub = s->sub,
+                .impu = s->impu,
+                .impi = s->impi,
+                .wwsf = d->cfg->wwsf_id,
+                .anon = s->anon,
+                .iat = now,
+                .nbf = now,
+                .exp = now + d->cfg->token_ttl,
+                .lease_exp = lease_expires_at,
+        };
+        char *token = NULL, *jti = NULL, err[256];
+        pthread_rwlock_rdlock(&d->keyring_lock);
+        int q = d->keyring ? tokens_sign(d->keyring, &claims, &token, &jti, err, sizeof err) : -ENOKEY;
+        pthread_rwlock_unlock(&d->keyring_lock);
+        if (q < 0) {
+                log_error("cannot sign a token: %s", q == -ENOKEY ? "no active signing key" : err);
+                r->retry_after = 30;
+                request_finish_error(r, 503, "no_signing_key", "the server cannot issue tokens right now");
+                return;
+        }
+        int64_t exp = claims.exp;
+        if (lease_expires_at && lease_expires_at < exp)
+                exp = lease_expires_at;
+        if (new_session) {
+                s->expires_at = now + d->cfg->session_ttl;
+                if (session_create(d->sessions, s) < 0) {
+                        free(token);
+                        free(jti);
+                        r->retry_after = 60;
+                        request_finish_error(r, 503, "too_many_sessions", "the server has too many sessions open");
+                        return;
+                }
+                snprintf(r->set_cookie, sizeof r->set_cookie,
+                         SESSION_COOKIE "=%s; Path=/api/v1/; Max-Age=%lld; HttpOnly; Secure; SameSite=Strict", s->id,
+                         (long long) d->cfg->session_ttl);
+        }
+        log_info("token %s for %s (%s) impu %s%s", jti, s->sub, s->anon ? "anonymous" : "user", s->impu,
+                 lease_expires_at ? "" : " (own identity)");
+        json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:o, s:s, s:s, s:b}", "token", token, "impu", s->impu, "impi",
+                                 s->impi, "expires_at", (json_int_t) exp, "lease_expires_at",
+                                 lease_expires_at ? json_integer(lease_expires_at) : json_null(), "epcscf_uri",
+                                 d->cfg->epcscf_uri, "sub", s->sub, "anonymous", s->anon);
+        free(token);
+        free(jti);
+        request_finish_json(r, 200, body);
+}
+
+/* Maps a lease failure to its answer (from a worker). */
+static void finish_lease_error(struct worker *w, struct admission *a, int q) {
+        struct request *r = a->r;
+        switch (q) {
+        case -ENOSPC: {
+                int64_t after = lease_engine_retry_after(w->engine);
+                r->retry_after = after > 0 && after < 3600 ? (int) after : 60;
+                request_finish_error(r, 503, "pool_exhausted", "no IMS identity is free right now; try again later");
+                break;
+        }
+        case -EDQUOT:
+                request_finish_error(r, 429, "too_many_leases", "%s", lease_engine_error(w->engine));
+                break;
+        case -EBUSY:
+                r->retry_after = 1;
+                request_finish_error(r, 503, "busy", "the lease store is busy; try again");
+                break;
+        default:
+                log_error("lease for pool %s: %s", a->pool, lease_engine_error(w->engine));
+                r->retry_after = 30;
+                request_finish_error(r, 503, "lease_failed", "the server cannot lease an identity right now");
+        }
+}
+
+/* ---- anonymous ---- */
+
+static void anonymous_lease_job(struct worker *w, void *userdata) {
+        struct admission *a = userdata;
+        struct wwsfd *d = w->d;
+        struct request *r = a->r;
+
+        /* The hook may only pick anonymous pools. */
+        struct store_pool pool;
+        if (lease_pool_get(w->engine, a->pool, &pool) < 0 || pool.kind != POOL_KIND_ANONYMOUS) {
+                log_error("anonymous admission: '%s' is not an anonymous pool", a->pool);
+                r->retry_after = 30;
+                request_finish_error(r, 503, "lease_failed", "admission is misconfigured");
+                free(a);
+                return;
+        }
+        struct lease l;
+        int q = lease_acquire(w->engine, a->pool, a->session.holder, r->client_addr, 0, &l, NULL);
+        if (q < 0) {
+                finish_lease_error(w, a, q);
+                free(a);
+                return;
+        }
+        snprintf(a->session.pool, sizeof a->session.pool, "%s", l.pool);
+        snprintf(a->session.impu, sizeof a->session.impu, "%s", l.impu);
+        snprintf(a->session.impi, sizeof a->session.impi, "%s", l.impi);
+        d->metrics.tokens_anonymous++;
+        finish_with_token(w, a, l.expires_at, true);
+        free(a);
+}
+
+static void on_hook_answer(void *userdata, enum hook_status status, const struct hook_verdict *v) {
+        struct admission *a = userdata;
+        struct request *r = a->r;
+        struct wwsfd *d = r->d;
+        histogram_observe(&d->metrics.hook_latency, wwsf_monotonic_ns() / 1000 - a->hook_started_us);
+        if (status != HOOK_OK) {
+                log_warning("eligibility hook: %s", status == HOOK_TIMEOUT ? "no answer in time"
+                                                    : status == HOOK_BAD_ANSWER ? "a malformed answer"
+                                                                                : "unavailable");
+                r->retry_after = 5;
+                request_finish_error(r, 503, "hook_unavailable", "admission is not available right now");
+                free(a);
+                return;
+        }
+        if (!v->eligible) {
+                d->metrics.anonymous_refused++;
+                request_finish_error(r, 403, "not_eligible", "%s", v->reason[0] ? v->reason : "not eligible");
+                free(a);
+                return;
+        }
+        if (v->pool[0])
+                snprintf(a->pool, sizeof a->pool, "%s", v->pool);
+        if (!job_queue_push(d->jobs, anonymous_lease_job, a)) {
+                r->retry_after = 1;
+                request_finish_error(r, 503, "overloaded", "the server is busy; try again");
+                free(a);
+        }
+}
+
+/* A fresh random handle: the holder of an anonymous lease and its `sub`. */
+static int random_handle(const char *prefix, char *buf, size_t size) {
+        uint8_t rnd[16];
+        char b64[32];
+        if (gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof rnd) < 0)
+                return -EIO;
+        wwsfd_base64url(rnd, sizeof rnd, b64);
+        snprintf(buf, size, "%s%s", prefix, b64);
+        return 0;
+}
+
+enum MHD_Result api_anonymous(struct request *r, const char *url) {
+        struct wwsfd *d = r->d;
+        (void) url;
+        if (!d->hook)
+                return reply_error(r, 404, "not_found", "anonymous admission is not offered here");
+        if (throttled(r, "anonymous-ip", r->client_addr, d->cfg->anonymous_per_ip_per_minute))
+                return reply_error(r, 429, "too_many_requests", "too many attempts from your address; wait a little");
+        enum MHD_Result res;
+        json_t *body = parse_body(r, &res);
+        if (!body)
+                return res;
+        json_t *evidence = json_object_get(body, "evidence");
+        if (!json_is_object(evidence)) {
+                json_decref(body);
+                return reply_error(r, 400, "bad_request", "'evidence' must be a JSON object");
+        }
+        struct admission *a = calloc(1, sizeof *a);
+        if (!a) {
+                json_decref(body);
+                return MHD_NO;
+        }
+        a->r = r;
+        snprintf(a->pool, sizeof a->pool, "%s", d->cfg->anonymous_pool);
+        a->session.anon = true;
+        if (random_handle("anon-", a->session.holder, sizeof a->session.holder) < 0) {
+                free(a);
+                json_decref(body);
+                return reply_error(r, 500, "internal_error", "no random numbers");
+        }
+        snprintf(a->session.sub, sizeof a->session.sub, "%s", a->session.holder);
+        a->hook_started_us = wwsf_monotonic_ns() / 1000;
+        const char *ua = request_header(r, MHD_HTTP_HEADER_USER_AGENT);
+        request_suspend(r);
+        hook_pool_ask(d->hook, r->client_addr, ua ? ua : "", evidence, on_hook_answer, a);
+        json_decref(body);
+        return MHD_YES;
+}
+
+/* ---- login ---- */
+
+enum MHD_Result api_login(struct request *r, const char *url) {
+        (void) url;
+        r->retry_after = 60;
+        return reply_error(r, 503, "ldap_unavailable", "password login is not available on this server yet");
+}
+
+/* ---- refresh and logout ---- */
+
+/* The session of a refresh/logout request, or a reply already queued. */
+static struct admission *session_request(struct request *r, const char *what, enum MHD_Result *ret_result) {
+        struct wwsfd *d = r->d;
+        const char *csrf = request_header(r, CSRF_HEADER);
+        if (!csrf || strcmp(csrf, "1") != 0) {
+                *ret_result = reply_error(r, 403, "forbidden", "%s needs the header " CSRF_HEADER ": 1", what);
+                return NULL;
+        }
+        const char *origin = request_header(r, "Origin");
+        if (origin && strcmp(origin, d->cfg->public_url) != 0) {
+                *ret_result = reply_error(r, 403, "forbidden", "requests from another origin are refused");
+                return NULL;
+        }
+        const char *id = request_cookie(r, SESSION_COOKIE);
+        struct admission *a = calloc(1, sizeof *a);
+        if (!a) {
+                *ret_result = MHD_NO;
+                return NULL;
+        }
+        a->r = r;
+        if (!id || !session_get(d->sessions, id, wwsf_clock_now(d->clock), &a->session)) {
+                free(a);
+                *ret_result = reply_error(r, 401, "no_session", "log in again: the session is missing or has ended");
+                return NULL;
+        }
+        a->have_session = true;
+        snprintf(a->pool, sizeof a->pool, "%s", a->session.pool);
+        return a;
+}
+
+static void refresh_job(struct worker *w, void *userdata) {
+        struct admission *a = userdata;
+        int64_t lease_expires_at = 0;
+        if (a->session.pool[0]) {
+                struct lease l;
+                int q = lease_renew(w->engine, a->session.impu, a->session.holder, &l);
+                if (q == -ESTALE || q == -EPERM || q == -ENOENT) {
+                        /* Revoked or handed on: this session cannot keep its IMPU. */
+                        session_remove(w->d->sessions, a->session.id);
+                        request_finish_error(a->r, 401, "lease_lost", "your IMS identity was withdrawn; log in again");
+                        free(a);
+                        return;
+                }
+                if (q < 0) {
+                        finish_lease_error(w, a, q);
+                        free(a);
+                        return;
+                }
+                lease_expires_at = l.expires_at;
+        }
+        w->d->metrics.tokens_refresh++;
+        finish_with_token(w, a, lease_expires_at, false);
+        free(a);
+}
+
+enum MHD_Result api_refresh(struct request *r, const char *url) {
+        (void) url;
+        enum MHD_Result res;
+        struct admission *a = session_request(r, "refresh", &res);
+        if (!a)
+                return res;
+        if (throttled(r, "refresh", a->session.id, r->d->cfg->refresh_per_session_per_minute)) {
+                free(a);
+                return reply_error(r, 429, "too_many_requests", "refreshing too often");
+        }
+        request_suspend(r);
+        if (!job_queue_push(r->d->jobs, refresh_job, a)) {
+                r->retry_after = 1;
+                request_finish_error(r, 503, "overloaded", "the server is busy; try again");
+                free(a);
+        }
+        return MHD_YES;
+}
+
+static void logout_job(struct worker *w, void *userdata) {
+        struct admission *a = userdata;
+        struct request *r = a->r;
+        if (a->session.pool[0]) {
+                int q = lease_release(w->engine, a->session.impu, a->session.holder, NULL);
+                if (q < 0 && q != -ESTALE && q != -EPERM && q != -ENOENT) {
+                        finish_lease_error(w, a, q);
+                        free(a);
+                        return;
+                }
+        }
+        session_remove(w->d->sessions, a->session.id);
+        snprintf(r->set_cookie, sizeof r->set_cookie,
+                 SESSION_COOKIE "=; Path=/api/v1/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+        log_info("logout of %s, impu %s released", a->session.sub, a->session.impu);
+        request_finish_json(r, 200, json_pack("{s:b}", "ok", 1));
+        free(a);
+}
+
+enum MHD_Result api_logout(struct request *r, const char *url) {
+        (void) url;
+        enum MHD_Result res;
+        struct admission *a = session_request(r, "logout", &res);
+        if (!a)
+                return res;
+        request_suspend(r);
+        if (!job_queue_push(r->d->jobs, logout_job, a)) {
+                r->retry_after = 1;
+                request_finish_error(r, 503, "overloaded", "the server is busy; try again");
+                free(a);
+        }
+        return MHD_YES;
+}

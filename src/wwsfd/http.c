@@ -1,0 +1,255 @@
+/* libmicrohttpd glue: the route table, request bodies with limits, replies
+ * in one error shape, suspend/resume for work done off the HTTP threads. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wwsfd/wwsfd.h"
+
+static const struct route routes[] = {
+        { "POST", "/api/v1/anonymous", api_anonymous, AUTH_BODY_MAX },
+        { "POST", "/api/v1/login", api_login, AUTH_BODY_MAX },
+        { "POST", "/api/v1/refresh", api_refresh, AUTH_BODY_MAX },
+        { "POST", "/api/v1/logout", api_logout, AUTH_BODY_MAX },
+        { "GET", "/.well-known/jwks.json", api_jwks, 0 },
+        { "GET", "/healthz", api_healthz, 0 },
+        { "GET", "/metrics", api_metrics, 0 },
+        { "GET", "/", api_static, 0 },  /* everything else: files under web_root */
+};
+
+/* The route for url, or NULL; *ret_known says whether the path exists for
+ * another method (405 rather than 404). HEAD is served as GET. */
+static const struct route *find_route(const char *method, const char *url, bool *ret_known) {
+        const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
+        *ret_known = false;
+        const struct route *prefix = NULL;
+        for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+                const struct route *rt = &routes[i];
+                size_t n = strlen(rt->path);
+                bool is_prefix = rt->path[n - 1] == '/';
+                bool match = is_prefix ? strncmp(url, rt->path, n) == 0 : strcmp(url, rt->path) == 0;
+                if (!match)
+                        continue;
+                if (!is_prefix) {
+                        if (strcmp(rt->method, m) == 0)
+                                return rt;
+                        *ret_known = true;
+                } else if (strcmp(rt->method, m) == 0 && !prefix)
+                        prefix = rt;
+        }
+        return *ret_known ? NULL : prefix;
+}
+
+void add_security_headers(struct MHD_Response *resp, bool html) {
+        MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+        if (html) {
+                /* The WIC loads its own script and talks to this origin (API)
+                 * and to the eP-CSCF (wss:); nothing may frame it. */
+                MHD_add_response_header(resp, "Content-Security-Policy",
+                                        "default-src 'self'; connect-src 'self' wss:; media-src 'self' blob:; "
+                                        "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                                        "frame-ancestors 'none'; form-action 'self'");
+                MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+        } else
+                MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+}
+
+static void count_status(struct wwsfd *d, unsigned status) {
+        if (status >= 500)
+                d->metrics.responses_5xx++;
+        else if (status >= 400)
+                d->metrics.responses_4xx++;
+}
+
+static struct MHD_Response *json_response(struct request *r, unsigned status, json_t *body) {
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        if (!text)
+                return NULL;
+        size_t len = strlen(text);
+        text[len] = '\0';
+        struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(text);
+                return NULL;
+        }
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+        add_security_headers(resp, false);
+        if (r->retry_after > 0) {
+                char buf[24];
+                snprintf(buf, sizeof buf, "%d", r->retry_after);
+                MHD_add_response_header(resp, "Retry-After", buf);
+        }
+        if (r->set_cookie[0])
+                MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
+        count_status(r->d, status);
+        return resp;
+}
+
+static enum MHD_Result queue(struct request *r, unsigned status, struct MHD_Response *resp) {
+        if (!resp)
+                return MHD_NO;
+        enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body) {
+        return queue(r, status, json_response(r, status, body));
+}
+
+static json_t *error_body(const char *code, const char *fmt, va_list ap) {
+        char detail[512];
+        vsnprintf(detail, sizeof detail, fmt, ap);
+        return json_pack("{s:s, s:s}", "error", code, "detail", detail);
+}
+
+enum MHD_Result reply_error(struct request *r, unsigned status, const char *code, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        json_t *body = error_body(code, fmt, ap);
+        va_end(ap);
+        return reply_json(r, status, body);
+}
+
+void request_suspend(struct request *r) {
+        r->suspended = true;
+        MHD_suspend_connection(r->conn);
+}
+
+void request_finish_with(struct request *r, unsigned status, struct MHD_Response *resp) {
+        r->status = status;
+        r->response = resp;
+        r->suspended = false;
+        /* The access handler runs again and queues r->response. */
+        MHD_resume_connection(r->conn);
+}
+
+void request_finish_json(struct request *r, unsigned status, json_t *body) {
+        request_finish_with(r, status, json_response(r, status, body));
+}
+
+void request_finish_error(struct request *r, unsigned status, const char *code, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        json_t *body = error_body(code, fmt, ap);
+        va_end(ap);
+        request_finish_json(r, status, body);
+}
+
+const char *request_header(struct request *r, const char *name) {
+        return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *request_cookie(struct request *r, const char *name) {
+        return MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name);
+}
+
+static void client_address(struct MHD_Connection *conn, char *buf, size_t size) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        buf[0] = '\0';
+        if (!ci || !ci->client_addr)
+                return;
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, buf, (socklen_t) size);
+        else if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *a6 = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+                if (IN6_IS_ADDR_V4MAPPED(a6))
+                        inet_ntop(AF_INET, &a6->s6_addr[12], buf, (socklen_t) size);
+                else
+                        inet_ntop(AF_INET6, a6, buf, (socklen_t) size);
+        }
+}
+
+enum MHD_Result wwsfd_on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls) {
+        struct wwsfd *d = cls;
+        struct request *r = *con_cls;
+        (void) version;
+
+        if (!r) {
+                r = calloc(1, sizeof *r);
+                if (!r)
+                        return MHD_NO;
+                r->d = d;
+                r->conn = conn;
+                r->started_us = wwsf_monotonic_ns() / 1000;
+                client_address(conn, r->client_addr, sizeof r->client_addr);
+                bool known;
+                r->route = find_route(method, url, &known);
+                r->method_not_allowed = !r->route && known;
+                d->in_flight++;
+                d->metrics.requests++;
+                *con_cls = r;
+                /* Refuse an announced oversized body before reading any of it. */
+                const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                size_t max = r->route ? r->route->body_max : 0;
+                if (cl && strtoull(cl, NULL, 10) > max)
+                        r->body_too_large = true;
+                return MHD_YES;
+        }
+
+        if (r->response) {
+                struct MHD_Response *resp = r->response;
+                r->response = NULL;
+                return queue(r, r->status, resp);
+        }
+
+        if (*upload_data_size) {
+                size_t n = *upload_data_size;
+                size_t max = r->route ? r->route->body_max : 0;
+                if (!r->body_too_large && r->body_len + n <= max) {
+                        char *b = realloc(r->body, r->body_len + n + 1);
+                        if (!b)
+                                return MHD_NO;
+                        memcpy(b + r->body_len, upload_data, n);
+                        r->body = b;
+                        r->body_len += n;
+                        r->body[r->body_len] = '\0';
+                } else {
+                        /* Keep reading (and dropping) so the 413 reaches the client. */
+                        r->body_too_large = true;
+                        free(r->body);
+                        r->body = NULL;
+                        r->body_len = 0;
+                }
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        if (r->suspended)
+                return MHD_YES;
+
+        if (d->stopping)
+                return reply_error(r, 503, "shutting_down", "the server is restarting; try again in a moment");
+        if (r->method_not_allowed)
+                return reply_error(r, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
+        if (!r->route)
+                return reply_error(r, 404, "not_found", "no such resource");
+        if (r->body_too_large)
+                return reply_error(r, 413, "payload_too_large", "request bodies here are limited to %zu bytes",
+                                   r->route->body_max);
+        return r->route->handler(r, url);
+}
+
+void wwsfd_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+        struct wwsfd *d = cls;
+        struct request *r = *con_cls;
+        (void) conn;
+        (void) toe;
+        if (!r)
+                return;
+        if (r->response)
+                MHD_destroy_response(r->response);
+        free(r->body);
+        free(r);
+        *con_cls = NULL;
+        d->in_flight--;
+}
