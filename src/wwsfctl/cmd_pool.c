@@ -24,14 +24,37 @@ const struct ctl_command ctl_config_commands[] = {
           cmd_config_check },
         { "pool import", "FILE...",
           "Creates or updates the subscriptions and pools of the files in the lease store,\n"
-          "in one transaction. Importing the same files again changes nothing.",
+          "in one transaction. Importing the same files again changes nothing. A wwsfd\n"
+          "configuration stands for the pool files it names.",
           cmd_pool_import },
         { "pool list", "[--json]", "Lists the pools with their sizes and lease counts.", cmd_pool_list },
         { "pool show", "POOL [--json]", "Shows one pool: its definition and its lease counts.", cmd_pool_show },
         { 0 },
 };
 
-/* Loads files, printing every problem; returns an exit status or -1 to go on. */
+/* Adds path to files unless a file with the same real path is there. */
+static void add_unique(char ***files, size_t *n, const char *path) {
+        char *real = realpath(path, NULL);
+        for (size_t i = 0; real && i < *n; i++) {
+                char *other = realpath((*files)[i], NULL);
+                bool same = other && strcmp(other, real) == 0;
+                free(other);
+                if (same) {
+                        free(real);
+                        return;
+                }
+        }
+        free(real);
+        char **f = reallocarray(*files, *n + 1, sizeof **files);
+        if (!f || !(f[*n] = strdup(path)))
+                abort();
+        *files = f;
+        (*n)++;
+}
+
+/* Loads the pool files named on the command line, where a wwsfd
+ * configuration stands for the pool files it names. Returns an exit status,
+ * or -1 to go on with *ret. */
 static int load_config(struct ctl *ctl, int argc, char **argv, const struct ctl_command *cmd,
                        struct pool_config **ret) {
         int r = ctl_getopt(ctl, cmd, argc, argv, NULL, NULL, NULL, NULL);
@@ -39,7 +62,31 @@ static int load_config(struct ctl *ctl, int argc, char **argv, const struct ctl_
                 return r;
         if (optind >= argc)
                 return ctl_usage_error("%s: name at least one FILE", cmd->name);
-        r = pool_config_load((const char *const *) argv + optind, (size_t) (argc - optind), ret);
+        char **files = NULL;
+        size_t n = 0;
+        for (int i = optind; i < argc; i++) {
+                if (!daemon_config_sniff(argv[i])) {
+                        add_unique(&files, &n, argv[i]);
+                        continue;
+                }
+                struct daemon_config *dc = NULL;
+                if (daemon_config_load(argv[i], &dc) < 0) {
+                        for (size_t k = 0; k < dc->n_errors; k++)
+                                fprintf(stderr, "%s\n", dc->errors[k]);
+                        daemon_config_free(dc);
+                        for (size_t k = 0; k < n; k++)
+                                free(files[k]);
+                        free(files);
+                        return ctl_refuse("bad config: %s", argv[i]);
+                }
+                for (size_t k = 0; k < dc->n_pool_files; k++)
+                        add_unique(&files, &n, dc->pool_files[k]);
+                daemon_config_free(dc);
+        }
+        r = pool_config_load((const char *const *) files, n, ret);
+        for (size_t k = 0; k < n; k++)
+                free(files[k]);
+        free(files);
         if (r == -ENOMEM)
                 return ctl_refuse("out of memory");
         return -1;
