@@ -10,21 +10,12 @@
 #include <strings.h>
 
 #include "common/parse.h"
-#include "wwsfd/wwsfd.h"
+#include "wwsfd/api.h"
 
 #define SESSION_COOKIE "wwsf_session"
 /* refresh and logout need this header: a cross-site form cannot send it, and
  * a cross-site fetch() that sets it needs a CORS preflight we never answer. */
 #define CSRF_HEADER "X-WWSF-Request"
-
-/* The state of one admission while it moves between threads. */
-struct admission {
-        struct request *r;
-        char pool[STORE_NAME_MAX];
-        struct session session;         /* filled as we go */
-        bool have_session;              /* refresh/logout: an existing session */
-        uint64_t hook_started_us;
-};
 
 static bool json_content_type(struct request *r) {
         const char *ct = request_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -34,14 +25,13 @@ static bool json_content_type(struct request *r) {
         return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
-/* The body as a JSON object, or a reply already queued (*ret_result). */
-static json_t *parse_body(struct request *r, enum MHD_Result *ret_result) {
+json_t *admission_parse_body(struct request *r, size_t flags, enum MHD_Result *ret_result) {
         if (!json_content_type(r)) {
                 *ret_result = reply_error(r, 415, "unsupported_media_type", "send Content-Type: application/json");
                 return NULL;
         }
         json_error_t jerr;
-        json_t *body = r->body ? json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+        json_t *body = r->body ? json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | flags, &jerr) : NULL;
         if (!body || !json_is_object(body)) {
                 json_decref(body);
                 *ret_result = reply_error(r, 400, "bad_request", "the body must be a JSON object");
@@ -50,7 +40,7 @@ static json_t *parse_body(struct request *r, enum MHD_Result *ret_result) {
         return body;
 }
 
-static bool throttled(struct request *r, const char *kind, const char *key, int per_minute) {
+bool admission_throttled(struct request *r, const char *kind, const char *key, int per_minute) {
         char k[320];
         snprintf(k, sizeof k, "%s:%s", kind, key);
         int wait = throttle_check(r->d->throttle, k, per_minute, wwsfd_now_ms());
@@ -61,8 +51,7 @@ static bool throttled(struct request *r, const char *kind, const char *key, int 
         return wait > 0;
 }
 
-/* Signs a token for the session and answers 200 with it (from a worker). */
-static void finish_with_token(struct worker *w, struct admission *a, int64_t lease_expires_at, bool new_session) {
+void admission_finish_with_token(struct worker *w, struct admission *a, int64_t lease_expires_at, bool new_session) {
         struct wwsfd *d = w->d;
         struct request *r = a->r;
         struct session *s = &a->session;
@@ -117,8 +106,7 @@ static void finish_with_token(struct worker *w, struct admission *a, int64_t lea
         request_finish_json(r, 200, body);
 }
 
-/* Maps a lease failure to its answer (from a worker). */
-static void finish_lease_error(struct worker *w, struct admission *a, int q) {
+void admission_lease_error(struct worker *w, struct admission *a, int q) {
         struct request *r = a->r;
         switch (q) {
         case -ENOSPC: {
@@ -160,7 +148,7 @@ static void anonymous_lease_job(struct worker *w, void *userdata) {
         struct lease l;
         int q = lease_acquire(w->engine, a->pool, a->session.holder, r->client_addr, 0, &l, NULL);
         if (q < 0) {
-                finish_lease_error(w, a, q);
+                admission_lease_error(w, a, q);
                 free(a);
                 return;
         }
@@ -168,7 +156,7 @@ static void anonymous_lease_job(struct worker *w, void *userdata) {
         snprintf(a->session.impu, sizeof a->session.impu, "%s", l.impu);
         snprintf(a->session.impi, sizeof a->session.impi, "%s", l.impi);
         d->metrics.tokens_anonymous++;
-        finish_with_token(w, a, l.expires_at, true);
+        admission_finish_with_token(w, a, l.expires_at, true);
         free(a);
 }
 
@@ -217,10 +205,10 @@ enum MHD_Result api_anonymous(struct request *r, const char *url) {
         (void) url;
         if (!d->hook)
                 return reply_error(r, 404, "not_found", "anonymous admission is not offered here");
-        if (throttled(r, "anonymous-ip", r->client_addr, d->cfg->anonymous_per_ip_per_minute))
+        if (admission_throttled(r, "anonymous-ip", r->client_addr, d->cfg->anonymous_per_ip_per_minute))
                 return reply_error(r, 429, "too_many_requests", "too many attempts from your address; wait a little");
         enum MHD_Result res;
-        json_t *body = parse_body(r, &res);
+        json_t *body = admission_parse_body(r, 0, &res);
         if (!body)
                 return res;
         json_t *evidence = json_object_get(body, "evidence");
@@ -285,7 +273,6 @@ static struct admission *session_request(struct request *r, const char *what, en
                 *ret_result = reply_error(r, 401, "no_session", "log in again: the session is missing or has ended");
                 return NULL;
         }
-        a->have_session = true;
         snprintf(a->pool, sizeof a->pool, "%s", a->session.pool);
         return a;
 }
@@ -304,14 +291,14 @@ static void refresh_job(struct worker *w, void *userdata) {
                         return;
                 }
                 if (q < 0) {
-                        finish_lease_error(w, a, q);
+                        admission_lease_error(w, a, q);
                         free(a);
                         return;
                 }
                 lease_expires_at = l.expires_at;
         }
         w->d->metrics.tokens_refresh++;
-        finish_with_token(w, a, lease_expires_at, false);
+        admission_finish_with_token(w, a, lease_expires_at, false);
         free(a);
 }
 
@@ -321,7 +308,7 @@ enum MHD_Result api_refresh(struct request *r, const char *url) {
         struct admission *a = session_request(r, "refresh", &res);
         if (!a)
                 return res;
-        if (throttled(r, "refresh", a->session.id, r->d->cfg->refresh_per_session_per_minute)) {
+        if (admission_throttled(r, "refresh", a->session.id, r->d->cfg->refresh_per_session_per_minute)) {
                 free(a);
                 return reply_error(r, 429, "too_many_requests", "refreshing too often");
         }
@@ -340,7 +327,7 @@ static void logout_job(struct worker *w, void *userdata) {
         if (a->session.pool[0]) {
                 int q = lease_release(w->engine, a->session.impu, a->session.holder, NULL);
                 if (q < 0 && q != -ESTALE && q != -EPERM && q != -ENOENT) {
-                        finish_lease_error(w, a, q);
+                        admission_lease_error(w, a, q);
                         free(a);
                         return;
                 }

@@ -68,6 +68,50 @@ static int load_keyring(struct wwsfd *d) {
         return 0;
 }
 
+/* The key behind `sub` handles: created once, 0600, next to the signing keys. */
+static int load_sub_key(struct wwsfd *d) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/sub.key", d->cfg->keys_dir);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 && errno == ENOENT) {
+                uint8_t key[sizeof d->sub_key];
+                if (gnutls_rnd(GNUTLS_RND_KEY, key, sizeof key) < 0)
+                        return -EIO;
+                fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                if (fd >= 0) {
+                        bool ok = write(fd, key, sizeof key) == (ssize_t) sizeof key && fsync(fd) == 0;
+                        close(fd);
+                        explicit_bzero(key, sizeof key);
+                        if (!ok) {
+                                unlink(path);
+                                log_error("%s: cannot write", path);
+                                return -EIO;
+                        }
+                }
+                fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        }
+        if (fd < 0) {
+                log_error("%s: %s", path, strerror(errno));
+                return -errno;
+        }
+        ssize_t n = read(fd, d->sub_key, sizeof d->sub_key);
+        close(fd);
+        if (n != (ssize_t) sizeof d->sub_key) {
+                log_error("%s: not a %zu-byte key", path, sizeof d->sub_key);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+void wwsfd_sub_for(const struct wwsfd *d, const char *holder, char *buf, size_t size) {
+        uint8_t mac[32];
+        char b64[48];
+        gnutls_hmac_fast(GNUTLS_MAC_SHA256, d->sub_key, sizeof d->sub_key, holder, strlen(holder), mac);
+        /* 128 bits are plenty to keep handles apart. */
+        wwsfd_base64url(mac, 16, b64);
+        snprintf(buf, size, "u-%s", b64);
+}
+
 static int import_pools(struct wwsfd *d) {
         struct pool_config *pc = NULL;
         int r = daemon_config_load_pools(d->cfg, &pc);
@@ -139,7 +183,7 @@ int wwsfd_start(struct daemon_config *cfg, const struct wwsf_clock *clock, struc
                 return r;
         if ((r = import_pools(d)) < 0)
                 return r;
-        if ((r = load_keyring(d)) < 0)
+        if ((r = load_keyring(d)) < 0 || (r = load_sub_key(d)) < 0)
                 return r;
         if ((r = session_table_new(&d->sessions)) < 0 || (r = throttle_new(&d->throttle)) < 0)
                 return r;
@@ -273,6 +317,7 @@ void wwsfd_stop(struct wwsfd *d) {
                 explicit_bzero(d->tls_key_pem, strlen(d->tls_key_pem));
         free(d->tls_key_pem);
         free(d->tls_cert_pem);
+        explicit_bzero(d->sub_key, sizeof d->sub_key);
         pthread_rwlock_destroy(&d->keyring_lock);
         pthread_mutex_destroy(&d->store_lock);
         free(d);

@@ -15,6 +15,7 @@
 #include "wwsfd/hook.h"
 
 struct wwsfd;
+struct ldap_pool;
 
 /* ---- logging ---------------------------------------------------------- */
 
@@ -122,6 +123,7 @@ struct wwsfd {
         struct token_keyring *keyring;
 
         struct hook_pool *hook;
+        struct ldap_pool *ldap;
         struct job_queue *jobs;
         struct session_table *sessions;
         struct throttle *throttle;
@@ -216,3 +218,8 @@ void wwsfd_tick(struct wwsfd *d);
 void wwsfd_stop(struct wwsfd *d);
 
 uint64_t wwsfd_now_ms(void);
+
+/* The opaque `sub` of a holder: HMAC-SHA256 under a key kept in keys_dir
+ * (sub.key), so the same user gets the same handle across restarts and
+ * nobody can turn it back into a username. */
+void wwsfd_sub_for(const struct wwsfd *d, const char *holder, char *buf, size_t size);

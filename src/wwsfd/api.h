@@ -1,0 +1,20 @@
+/* What the admission handlers (api_auth.c, api_login.c) share. */
+#pragma once
+#include "wwsfd/wwsfd.h"
+
+/* The state of one admission while it moves between threads. */
+struct admission {
+        struct request *r;
+        char pool[STORE_NAME_MAX];      /* to lease from; "" for the user's own identity */
+        struct session session;         /* filled as we go */
+        uint64_t hook_started_us;
+};
+
+/* The body as a JSON object (json_loadb flags), or NULL with a reply queued. */
+json_t *admission_parse_body(struct request *r, size_t flags, enum MHD_Result *ret_result);
+/* Whether key is over per_minute for kind; sets Retry-After when it is. */
+bool admission_throttled(struct request *r, const char *kind, const char *key, int per_minute);
+/* From a worker: sign a token for a->session and answer 200 with it. */
+void admission_finish_with_token(struct worker *w, struct admission *a, int64_t lease_expires_at, bool new_session);
+/* From a worker: the answer to a failed lease operation. */
+void admission_lease_error(struct worker *w, struct admission *a, int q);
