@@ -615,8 +615,7 @@ static int import_pool(struct lease_engine *e, const struct pool_def *d, int64_t
                 const char *impi = p.impi_mode == IMPI_MODE_SHARED ? p.shared_impi : le->impi;
                 r = e->ops->entry_by_impu(e->store, le->impu, &en);
                 if (r == 0) {
-                        snprintf(en.impi, sizeof en.impi, "%s", impi);
-                        if ((r = e->ops->entry_update(e->store, &en)) < 0 ||
+                        if ((r = e->ops->entry_set_impi(e->store, en.id, impi)) < 0 ||
                             (r = e->ops->entries_set_retired(e->store, p.id, en.idx, en.idx + 1, false, p.quarantine,
                                                              &changed)) < 0)
                                 return store_fail(e, r, "update listed entry");
@@ -742,6 +741,11 @@ int lease_audit(struct lease_engine *e, const char *impu, int64_t at, store_hist
                 return r;
         r = e->ops->history_list(e->store, impu, at, cb, userdata);
         return r < 0 ? store_fail(e, r, "read lease history") : r;
+}
+
+int lease_checkpoint(struct lease_engine *e) {
+        int r = e->ops->checkpoint(e->store);
+        return r < 0 ? store_fail(e, r, "checkpoint") : 0;
 }
 
 int lease_check(struct lease_engine *e, char *buf, size_t size) {

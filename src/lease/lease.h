@@ -114,6 +114,10 @@ int lease_pool_get(struct lease_engine *e, const char *pool, struct store_pool *
 /* Leases of impu, newest first; with at >= 0, those live at that time. */
 int lease_audit(struct lease_engine *e, const char *impu, int64_t at, store_history_cb cb, void *userdata);
 
+/* Moves the store's journal into the database (for owners of a store opened
+ * with manual_checkpoint), without blocking other writers. */
+int lease_checkpoint(struct lease_engine *e);
+
 /* Integrity of the store ("ok") and of the lease rules. */
 int lease_check(struct lease_engine *e, char *buf, size_t size);
 

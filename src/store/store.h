@@ -39,6 +39,8 @@ struct store_options {
         enum store_sync sync;
         int busy_timeout_ms;    /* 0 = 5000 */
         bool read_only;
+        /* No automatic WAL checkpoints: the owner calls ops->checkpoint(). */
+        bool manual_checkpoint;
 };
 
 struct store_template {
@@ -133,7 +135,10 @@ struct store_ops {
         /* The entry with the lowest avail_at in the pool (-ENOENT if none). */
         int (*entry_first_available)(struct store *s, int64_t pool_id, struct store_entry *ret);
         int (*entry_insert)(struct store *s, struct store_entry *e);
+        /* Writes the lease columns: holder, client_addr, leased_at,
+         * expires_at, avail_at, retired, history_id. */
         int (*entry_update)(struct store *s, const struct store_entry *e);
+        int (*entry_set_impi)(struct store *s, int64_t id, const char *impi);
         /* Entries of the pool with from <= idx < to: retired = true marks the
          * active ones retired (avail_at STORE_NEVER); false restores the retired
          * ones (avail_at = expires_at + hold, or 0 if never leased). *ret_changed
@@ -150,6 +155,9 @@ struct store_ops {
         /* Leases of impu, newest first; with at >= 0 only those live at that time. */
         int (*history_list)(struct store *s, const char *impu, int64_t at, store_history_cb cb, void *userdata);
 
+        /* Copies the WAL into the database without waiting for readers. */
+        int (*checkpoint)(struct store *s);
+
         /* "ok", or what an integrity check found. */
         int (*check)(struct store *s, char *buf, size_t size);
 };
@@ -163,6 +171,10 @@ struct store {
  * reason in *ret_error (static or owned by the caller's buffer). */
 int store_sqlite_open(const char *path, const struct store_options *opt, struct store **ret,
                       char *errbuf, size_t errsize);
+
+/* Checks that the statements on the path of every lease operation use their
+ * indexes and scan no table (a test runs it). */
+int store_sqlite_check_plans(struct store *s, char *err, size_t errsize);
 
 /* Closes any backend; accepts NULL. */
 void store_close(struct store *s);

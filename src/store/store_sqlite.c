@@ -27,6 +27,7 @@ enum stmt_id {
         ST_ENTRY_FIRST_AVAILABLE,
         ST_ENTRY_INSERT,
         ST_ENTRY_UPDATE,
+        ST_ENTRY_SET_IMPI,
         ST_ENTRIES_RETIRE,
         ST_ENTRIES_RESTORE,
         ST_ENTRIES_EXPIRED,
@@ -43,6 +44,14 @@ enum stmt_id {
 #define ENTRY_COLUMNS                                                                                  \
         "e.id, e.pool_id, p.name, e.idx, e.impu, e.impi, e.holder, e.client_addr, e.leased_at, "      \
         "e.expires_at, e.avail_at, e.retired, e.history_id FROM pool_entry e JOIN pool p ON p.id = e.pool_id "
+
+/* The holder's entries: always through the holder index. Left to itself the
+ * planner may take pool_entry_by_avail for "avail_at > ?" and read every
+ * leased or quarantined entry of the pool. */
+#define ENTRY_COLUMNS_BY_HOLDER                                                                        \
+        "e.id, e.pool_id, p.name, e.idx, e.impu, e.impi, e.holder, e.client_addr, e.leased_at, "      \
+        "e.expires_at, e.avail_at, e.retired, e.history_id FROM pool_entry e INDEXED BY pool_entry_by_holder " \
+        "JOIN pool p ON p.id = e.pool_id "
 
 #define POOL_COLUMNS                                                                                   \
         "p.id, p.name, s.name, s.owner, s.domain, s.impi_mode, p.kind, p.lease_ttl, p.quarantine, "   \
@@ -89,20 +98,24 @@ static const char *const stmt_sql[_ST_MAX] = {
                            "total(expires_at <= ?2 AND avail_at > ?2 AND retired = 0), total(retired) "
                            "FROM pool_entry WHERE pool_id = ?1",
         [ST_ENTRY_BY_IMPU] = "SELECT " ENTRY_COLUMNS "WHERE e.impu = ?1",
-        [ST_ENTRY_LIVE_BY_HOLDER] = "SELECT " ENTRY_COLUMNS "WHERE e.pool_id = ?1 AND e.holder = ?2 "
+        [ST_ENTRY_LIVE_BY_HOLDER] = "SELECT " ENTRY_COLUMNS_BY_HOLDER "WHERE e.pool_id = ?1 AND e.holder = ?2 "
                                     "AND e.expires_at > ?3 ORDER BY e.expires_at DESC LIMIT 1",
         [ST_ENTRY_QUARANTINE_BY_HOLDER] =
-                "SELECT " ENTRY_COLUMNS "WHERE e.pool_id = ?1 AND e.holder = ?2 AND e.expires_at <= ?3 "
+                "SELECT " ENTRY_COLUMNS_BY_HOLDER "WHERE e.pool_id = ?1 AND e.holder = ?2 AND e.expires_at <= ?3 "
                 "AND e.avail_at > ?3 AND e.retired = 0 ORDER BY e.expires_at DESC LIMIT 1",
-        [ST_ENTRY_COUNT_LIVE] = "SELECT count(*) FROM pool_entry WHERE pool_id = ?1 AND holder = ?2 "
+        [ST_ENTRY_COUNT_LIVE] = "SELECT count(*) FROM pool_entry INDEXED BY pool_entry_by_holder "
+                                "WHERE pool_id = ?1 AND holder = ?2 "
                                 "AND expires_at > ?3",
         [ST_ENTRY_FIRST_AVAILABLE] = "SELECT " ENTRY_COLUMNS "WHERE e.pool_id = ?1 ORDER BY e.avail_at LIMIT 1",
         [ST_ENTRY_INSERT] = "INSERT INTO pool_entry (pool_id, idx, impu, impi, holder, client_addr, leased_at, "
                             "expires_at, avail_at, retired, history_id) "
                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        [ST_ENTRY_UPDATE] = "UPDATE pool_entry SET idx = ?2, impi = ?3, holder = ?4, client_addr = ?5, "
-                            "leased_at = ?6, expires_at = ?7, avail_at = ?8, retired = ?9, history_id = ?10 "
+        /* The lease columns only: setting idx too would rewrite the
+         * UNIQUE (pool_id, idx) index on every lease operation. */
+        [ST_ENTRY_UPDATE] = "UPDATE pool_entry SET holder = ?2, client_addr = ?3, "
+                            "leased_at = ?4, expires_at = ?5, avail_at = ?6, retired = ?7, history_id = ?8 "
                             "WHERE id = ?1",
+        [ST_ENTRY_SET_IMPI] = "UPDATE pool_entry SET impi = ?2 WHERE id = ?1 AND impi IS NOT ?2",
         [ST_ENTRIES_RETIRE] = "UPDATE pool_entry SET retired = 1, avail_at = ?5 "
                               "WHERE pool_id = ?1 AND idx >= ?2 AND idx < ?3 AND retired = 0",
         [ST_ENTRIES_RESTORE] = "UPDATE pool_entry SET retired = 0, "
@@ -500,10 +513,75 @@ static int sqlite_entry_update(struct store *base, const struct store_entry *e) 
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, e->id);
-        sqlite3_bind_int64(st, 2, e->idx);
-        bind_text(st, 3, e->impi);
-        bind_entry_state(st, 4, e);
+        bind_entry_state(st, 2, e);
         return exec_stmt(s, st, "entry update");
+}
+
+static int sqlite_entry_set_impi(struct store *base, int64_t id, const char *impi) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_ENTRY_SET_IMPI);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, id);
+        bind_text(st, 2, impi);
+        return exec_stmt(s, st, "entry IMPI");
+}
+
+static int sqlite_checkpoint(struct store *base) {
+        struct store_sqlite *s = SELF(base);
+        int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        return rc == SQLITE_OK ? 0 : fail(s, rc, "checkpoint");
+}
+
+/* The statements on the path of every lease operation, and what their plans
+ * must (and must not) contain. */
+static const struct {
+        enum stmt_id id;
+        const char *must_use;   /* an index name, or NULL */
+} hot_statements[] = {
+        { ST_POOL_GET, NULL },
+        { ST_ENTRY_BY_IMPU, NULL },
+        { ST_ENTRY_LIVE_BY_HOLDER, "pool_entry_by_holder" },
+        { ST_ENTRY_QUARANTINE_BY_HOLDER, "pool_entry_by_holder" },
+        { ST_ENTRY_COUNT_LIVE, "pool_entry_by_holder" },
+        { ST_ENTRY_FIRST_AVAILABLE, "pool_entry_by_avail" },
+        { ST_ENTRY_UPDATE, NULL },
+        { ST_ENTRIES_EXPIRED, "pool_entry_open_by_expiry" },
+        { ST_HISTORY_LIST_AT, "lease_history_by_impu" },
+};
+
+int store_sqlite_check_plans(struct store *base, char *err, size_t errsize) {
+        struct store_sqlite *s = SELF(base);
+        for (size_t i = 0; i < sizeof hot_statements / sizeof hot_statements[0]; i++) {
+                char *sql = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", stmt_sql[hot_statements[i].id]);
+                sqlite3_stmt *st;
+                int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+                sqlite3_free(sql);
+                if (rc != SQLITE_OK) {
+                        snprintf(err, errsize, "%s: %s", stmt_sql[hot_statements[i].id], sqlite3_errmsg(s->db));
+                        return -EIO;
+                }
+                bool uses = hot_statements[i].must_use == NULL, scans = false;
+                char plan[512] = "";
+                while (sqlite3_step(st) == SQLITE_ROW) {
+                        const char *detail = (const char *) sqlite3_column_text(st, 3);
+                        if (!detail)
+                                continue;
+                        if (strncmp(detail, "SCAN ", 5) == 0)
+                                scans = true;
+                        if (hot_statements[i].must_use && strstr(detail, hot_statements[i].must_use))
+                                uses = true;
+                        size_t n = strlen(plan);
+                        snprintf(plan + n, sizeof plan - n, "%s%s", n ? "; " : "", detail);
+                }
+                sqlite3_finalize(st);
+                if (scans || !uses) {
+                        snprintf(err, errsize, "%s: plan '%s'%s", stmt_sql[hot_statements[i].id], plan,
+                                 scans ? " scans a table" : " misses its index");
+                        return -EINVAL;
+                }
+        }
+        return 0;
 }
 
 static int sqlite_entries_set_retired(struct store *base, int64_t pool_id, int64_t from, int64_t to, bool retired,
@@ -659,6 +737,8 @@ static const struct store_ops sqlite_ops = {
         .entry_first_available = sqlite_entry_first_available,
         .entry_insert = sqlite_entry_insert,
         .entry_update = sqlite_entry_update,
+        .entry_set_impi = sqlite_entry_set_impi,
+        .checkpoint = sqlite_checkpoint,
         .entries_set_retired = sqlite_entries_set_retired,
         .entries_expired = sqlite_entries_expired,
         .entry_list = sqlite_entry_list,
@@ -788,6 +868,12 @@ int store_sqlite_open(const char *path, const struct store_options *opt, struct 
         }
         if (!opt->read_only && (rc = set_wal(s->db, opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : 5000,
                                              &err)) != SQLITE_OK)
+                goto sql_fail;
+        /* A daemon checkpoints on its own timer: an automatic checkpoint runs
+         * inside whichever commit crosses the threshold, outside any bound
+         * the caller set on its work. */
+        if (opt->manual_checkpoint &&
+            (rc = sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint = 0", NULL, NULL, &err)) != SQLITE_OK)
                 goto sql_fail;
         if ((rc = sqlite3_exec(s->db, sync_pragma[opt->sync], NULL, NULL, &err)) != SQLITE_OK ||
             (rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, &err)) != SQLITE_OK)

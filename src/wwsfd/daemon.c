@@ -174,6 +174,7 @@ int wwsfd_start(struct daemon_config *cfg, const struct wwsf_clock *clock, struc
 
         struct store_options opt = {
                 .sync = strcmp(cfg->sync, "normal") == 0 ? STORE_SYNC_NORMAL : STORE_SYNC_FULL,
+                .manual_checkpoint = true,
         };
         if ((r = store_sqlite_open(cfg->db, &opt, &d->store, err, sizeof err)) < 0) {
                 log_error("cannot open the lease store %s", err);
@@ -283,6 +284,13 @@ void wwsfd_tick(struct wwsfd *d) {
         pthread_rwlock_unlock(&d->keyring_lock);
         if (change > 0 && change <= now)
                 (void) load_keyring(d);
+}
+
+void wwsfd_checkpoint(struct wwsfd *d) {
+        pthread_mutex_lock(&d->store_lock);
+        if (lease_checkpoint(d->engine) < 0)
+                log_warning("%s", lease_engine_error(d->engine));
+        pthread_mutex_unlock(&d->store_lock);
 }
 
 void wwsfd_stop(struct wwsfd *d) {

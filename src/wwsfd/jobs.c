@@ -60,6 +60,7 @@ int job_queue_new(struct wwsfd *d, int n, struct job_queue **ret) {
         }
         struct store_options opt = {
                 .sync = strcmp(d->cfg->sync, "normal") == 0 ? STORE_SYNC_NORMAL : STORE_SYNC_FULL,
+                .manual_checkpoint = true,
         };
         for (int i = 0; i < n; i++) {
                 struct worker *w = &q->workers[i];

@@ -95,6 +95,7 @@ int main(int argc, char **argv) {
                 }
                 if (sig == SIGHUP)
                         (void) wwsfd_reload(d);
+                wwsfd_checkpoint(d);
                 int64_t now = wwsf_clock_now(&wwsf_clock_system);
                 if (now >= next_tick) {
                         wwsfd_tick(d);

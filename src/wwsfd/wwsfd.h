@@ -214,6 +214,9 @@ int wwsfd_start(struct daemon_config *cfg, const struct wwsf_clock *clock, struc
 int wwsfd_reload(struct wwsfd *d);
 /* Periodic work: reclaim, session and throttle expiry, keyring refresh. */
 void wwsfd_tick(struct wwsfd *d);
+/* Moves the lease store's journal into the database (about once a second;
+ * the store connections do no automatic checkpoints). */
+void wwsfd_checkpoint(struct wwsfd *d);
 /* Stops accepting, lets requests in flight finish (up to the grace), stops. */
 void wwsfd_stop(struct wwsfd *d);
 

@@ -13,9 +13,11 @@
 
 static char tmpdir[4096];
 
+static void rmtree(const char *path);
+
 static void remove_tmpdir(void) {
         if (tmpdir[0] && !getenv("WWSF_BENCH_KEEP"))
-                bench_rmtree(tmpdir);
+                rmtree(tmpdir);
 }
 
 void bench_fail(const char *fmt, ...) {
@@ -45,14 +47,6 @@ const char *bench_tmpdir(void) {
         return tmpdir;
 }
 
-const char *bench_path(const char *dir, const char *name) {
-        static char ring[8][4096];
-        static unsigned next;
-        char *buf = ring[next++ % 8];
-        snprintf(buf, sizeof ring[0], "%s/%s", dir, name);
-        return buf;
-}
-
 static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
         (void) st;
         (void) type;
@@ -62,11 +56,11 @@ static int remove_one(const char *path, const struct stat *st, int type, struct 
         return 0;
 }
 
-void bench_rmtree(const char *path) {
+static void rmtree(const char *path) {
         nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-int64_t bench_file_size(const char *path) {
+static int64_t file_size(const char *path) {
         struct stat st;
         return stat(path, &st) == 0 ? (int64_t) st.st_size : 0;
 }
@@ -74,7 +68,7 @@ int64_t bench_file_size(const char *path) {
 int64_t bench_db_size(const char *db) {
         char wal[4096];
         snprintf(wal, sizeof wal, "%s-wal", db);
-        return bench_file_size(db) + bench_file_size(wal);
+        return file_size(db) + file_size(wal);
 }
 
 /* splitmix64: a bijection, so distinct n give distinct holders. */
@@ -89,7 +83,7 @@ void bench_holder(uint64_t n, char *buf, size_t size) {
         snprintf(buf, size, "sess-%016llx", (unsigned long long) mix(n));
 }
 
-void bench_write_file(const char *path, const char *text) {
+static void write_file(const char *path, const char *text) {
         FILE *f = fopen(path, "w");
         if (!f)
                 bench_fail("cannot write %s: %s", path, strerror(errno));
@@ -116,7 +110,7 @@ void bench_write_range_pool(const char *path, int64_t size) {
                  "impu_range = sip:+1556{0000000..%07lld}@ims.example.com\n"
                  "impi_range = web{0000000..%07lld}@ims.example.com\n",
                  (long long) (size - 1), (long long) (size - 1));
-        bench_write_file(path, text);
+        write_file(path, text);
 }
 
 void bench_lease_open(struct bench_lease *b, const char *path, const struct store_options *opt, int64_t now) {

@@ -22,15 +22,6 @@ __attribute__((format(printf, 1, 2), noreturn)) void bench_fail(const char *fmt,
 /* Creates a private temp dir under $TMPDIR (or /tmp), removed at exit. */
 const char *bench_tmpdir(void);
 
-/* dir/name in a static ring of buffers (enough for one expression's worth). */
-const char *bench_path(const char *dir, const char *name);
-
-/* Removes path and everything below it. */
-void bench_rmtree(const char *path);
-
-/* Bytes of a file, 0 when absent. */
-int64_t bench_file_size(const char *path);
-
 /* Bytes of a SQLite database and its WAL (the -shm index holds no data). */
 int64_t bench_db_size(const char *db);
 
@@ -41,8 +32,6 @@ static inline double bench_seconds(uint64_t ns) {
 /* A holder handle that looks like a random session identifier, so that
  * holder index insertions land anywhere in the index, as they would live. */
 void bench_holder(uint64_t n, char *buf, size_t size);
-
-void bench_write_file(const char *path, const char *text);
 
 /* Writes a pool INI with one range pool named "bench" of size IMPUs
  * (sip:+1556NNNNNNN@ims.example.com, 7 digits, lease_ttl 15m, quarantine 30m). */

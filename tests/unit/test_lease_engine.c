@@ -542,6 +542,14 @@ static void test_schema_newer_refused(void **state) {
         assert_non_null(strstr(err, "newer"));
 }
 
+static void test_query_plans(void **state) {
+        struct fixture *fx = *state;
+        char err[1024];
+        int r = store_sqlite_check_plans(fx->store, err, sizeof err);
+        if (r < 0)
+                fail_msg("%s", err);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_acquire_fields, setup, teardown),
@@ -562,6 +570,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_reimport_range_shrink_grow, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_template_change_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_schema_newer_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
