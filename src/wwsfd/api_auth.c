@@ -238,14 +238,6 @@ enum MHD_Result api_anonymous(struct request *r, const char *url) {
         return MHD_YES;
 }
 
-/* ---- login ---- */
-
-enum MHD_Result api_login(struct request *r, const char *url) {
-        (void) url;
-        r->retry_after = 60;
-        return reply_error(r, 503, "ldap_unavailable", "password login is not available on this server yet");
-}
-
 /* ---- refresh and logout ---- */
 
 /* The session of a refresh/logout request, or a reply already queued. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config/pool_config.h"
+#include "wwsfd/ldap_auth.h"
 #include "wwsfd/wwsfd.h"
 
 /* TLS certificate and key files are small; anything past this is a mistake. */
@@ -204,6 +205,11 @@ int wwsfd_start(struct daemon_config *cfg, const struct wwsf_clock *clock, struc
                 }
         }
 
+        if (cfg->ldap_enabled && (r = ldap_pool_new(cfg, &d->ldap)) < 0) {
+                log_error("LDAP: cannot set up the login pool: %s", strerror(-r));
+                return r;
+        }
+
         struct sockaddr_storage ss = { 0 };
         socklen_t sslen;
         if (strchr(cfg->listen_host, ':')) {
@@ -308,9 +314,11 @@ void wwsfd_stop(struct wwsfd *d) {
                 if (d->in_flight > 0)
                         log_warning("stopping with %d requests unfinished", (int) d->in_flight);
         }
-        /* The hook and the workers finish what they hold (answering it), then
-         * the HTTP side goes. */
+        /* The hook, LDAP and the workers finish what they hold (answering
+         * it; hook and LDAP answers may still queue jobs), then the HTTP side
+         * goes. */
         hook_pool_free(d->hook);
+        ldap_pool_free(d->ldap);
         job_queue_free(d->jobs);
         if (d->mhd)
                 MHD_stop_daemon(d->mhd);

@@ -1,0 +1,166 @@
+/* POST /api/v1/login: a password login against LDAP, then the user's own IMS
+ * identity (scenario 2) or a lease from the pool of the user's group
+ * (scenario 3), and a token. */
+#include <ctype.h>
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "wwsfd/api.h"
+#include "wwsfd/ldap_auth.h"
+
+/* The same answer for an unknown user, a wrong password, an empty one or a
+ * username that cannot be one: nothing tells them apart. */
+#define INVALID_DETAIL "wrong username or password"
+
+/* The pool a user without an IMPU of their own leases from. */
+static const char *pool_for(const struct daemon_config *cfg, const struct ldap_user *u) {
+        for (size_t i = 0; i < cfg->n_group_pools; i++)
+                for (int g = 0; g < u->n_groups; g++)
+                        if (strcasecmp(cfg->group_pools[i].group_dn, u->groups[g]) == 0)
+                                return cfg->group_pools[i].pool;
+        return cfg->ldap_pool;
+}
+
+static void login_job(struct worker *w, void *userdata) {
+        struct admission *a = userdata;
+        int64_t lease_expires_at = 0;
+        if (a->pool[0]) {
+                struct lease l;
+                int q = lease_acquire(w->engine, a->pool, a->session.holder, a->r->client_addr, 0, &l, NULL);
+                if (q < 0) {
+                        admission_lease_error(w, a, q);
+                        free(a);
+                        return;
+                }
+                snprintf(a->session.pool, sizeof a->session.pool, "%s", l.pool);
+                snprintf(a->session.impu, sizeof a->session.impu, "%s", l.impu);
+                snprintf(a->session.impi, sizeof a->session.impi, "%s", l.impi);
+                lease_expires_at = l.expires_at;
+        }
+        w->d->metrics.tokens_login++;
+        admission_finish_with_token(w, a, lease_expires_at, true);
+        free(a);
+}
+
+static void on_ldap_answer(void *userdata, enum ldap_login_status status, const struct ldap_user *u,
+                           unsigned long elapsed_us) {
+        struct admission *a = userdata;
+        struct request *r = a->r;
+        struct wwsfd *d = r->d;
+        histogram_observe(&d->metrics.ldap_latency, elapsed_us);
+        switch (status) {
+        case LDAP_LOGIN_OK:
+                break;
+        case LDAP_LOGIN_INVALID:
+                d->metrics.login_failure++;
+                request_finish_error(r, 401, "invalid_credentials", INVALID_DETAIL);
+                free(a);
+                return;
+        case LDAP_LOGIN_BUSY:
+                r->retry_after = 1;
+                request_finish_error(r, 503, "overloaded", "too many logins at once; try again");
+                free(a);
+                return;
+        default:
+                r->retry_after = 10;
+                request_finish_error(r, 503, "ldap_unavailable", "logins are not available right now");
+                free(a);
+                return;
+        }
+        d->metrics.login_success++;
+        struct session *s = &a->session;
+        /* LDAP matched the username without regard to case or spacing, so
+         * the entry's DN, not the typed name, says who this is. */
+        char dn[sizeof u->dn];
+        size_t n = 0;
+        for (; u->dn[n] && n + 1 < sizeof dn; n++)
+                dn[n] = (char) tolower((unsigned char) u->dn[n]);
+        dn[n] = '\0';
+        if (n + 5 < sizeof s->holder)
+                snprintf(s->holder, sizeof s->holder, "user:%.250s", dn);
+        else {
+                /* A DN too long to be a holder: its digest stands for it. */
+                uint8_t digest[32];
+                gnutls_hash_fast(GNUTLS_DIG_SHA256, dn, n, digest);
+                int k = snprintf(s->holder, sizeof s->holder, "user:sha256:");
+                for (int i = 0; i < 32; i++)
+                        k += snprintf(s->holder + k, sizeof s->holder - (size_t) k, "%02x", digest[i]);
+        }
+        wwsfd_sub_for(d, s->holder, s->sub, sizeof s->sub);
+        s->anon = false;
+        if (u->impu[0] && u->impi[0]) {
+                /* Scenario 2: the user's own identities, no lease. */
+                snprintf(s->impu, sizeof s->impu, "%s", u->impu);
+                snprintf(s->impi, sizeof s->impi, "%s", u->impi);
+                a->pool[0] = '\0';
+        } else {
+                const char *pool = pool_for(d->cfg, u);
+                if (!pool) {
+                        request_finish_error(r, 403, "no_identity", "your account has no IMS identity here");
+                        free(a);
+                        return;
+                }
+                snprintf(a->pool, sizeof a->pool, "%s", pool);
+        }
+        if (!job_queue_push(d->jobs, login_job, a)) {
+                r->retry_after = 1;
+                request_finish_error(r, 503, "overloaded", "the server is busy; try again");
+                free(a);
+        }
+}
+
+enum MHD_Result api_login(struct request *r, const char *url) {
+        struct wwsfd *d = r->d;
+        (void) url;
+        if (!d->ldap)
+                return reply_error(r, 404, "not_found", "password login is not offered here");
+        if (admission_throttled(r, "login-ip", r->client_addr, d->cfg->login_per_ip_per_minute))
+                return reply_error(r, 429, "too_many_requests", "too many login attempts from your address");
+        enum MHD_Result res;
+        /* NUL is allowed in, so that a username carrying one is refused like
+         * any wrong login instead of being cut short. */
+        json_t *body = admission_parse_body(r, JSON_ALLOW_NUL, &res);
+        if (!body)
+                return res;
+        json_t *ju = json_object_get(body, "username"), *jp = json_object_get(body, "password");
+        if (!json_is_string(ju) || !json_is_string(jp)) {
+                json_decref(body);
+                return reply_error(r, 400, "bad_request", "send {\"username\": \"...\", \"password\": \"...\"}");
+        }
+        const char *username = json_string_value(ju), *password = json_string_value(jp);
+        bool has_nul = strlen(username) != json_string_length(ju) || strlen(password) != json_string_length(jp);
+        /* The per-account limit counts "Alice" and " alice " as one. */
+        char account[256];
+        size_t k = 0;
+        for (const char *p = username; *p && k + 1 < sizeof account; p++)
+                if (*p != ' ')
+                        account[k++] = (char) tolower((unsigned char) *p);
+        account[k] = '\0';
+        if (admission_throttled(r, "login-user", account, d->cfg->login_per_user_per_minute)) {
+                json_decref(body);
+                return reply_error(r, 429, "too_many_requests", "too many login attempts for this account");
+        }
+        if (has_nul) {
+                d->metrics.login_failure++;
+                json_decref(body);
+                return reply_error(r, 401, "invalid_credentials", INVALID_DETAIL);
+        }
+        struct admission *a = calloc(1, sizeof *a);
+        if (!a) {
+                json_decref(body);
+                return MHD_NO;
+        }
+        a->r = r;
+        request_suspend(r);
+        ldap_pool_login(d->ldap, username, password, on_ldap_answer, a);
+        /* The body held the password: wipe it before it goes back to the heap. */
+        explicit_bzero((char *) password, json_string_length(jp));
+        json_decref(body);
+        explicit_bzero(r->body, r->body_len);
+        return MHD_YES;
+}
