@@ -231,9 +231,20 @@ enum MHD_Result api_anonymous(struct request *r, const char *url) {
         }
         snprintf(a->session.sub, sizeof a->session.sub, "%s", a->session.holder);
         a->hook_started_us = wwsf_monotonic_ns() / 1000;
+        /* The helper gets the start of the User-Agent: enough to tell
+         * browsers apart, and a bound on what a client can make it read. */
         const char *ua = request_header(r, MHD_HTTP_HEADER_USER_AGENT);
+        char agent[513];
+        size_t n = ua ? strlen(ua) : 0;
+        if (n >= sizeof agent) {
+                n = sizeof agent - 1;
+                while (n > 0 && ((unsigned char) ua[n] & 0xc0) == 0x80)
+                        n--;    /* do not cut a UTF-8 sequence */
+        }
+        memcpy(agent, ua ? ua : "", n);
+        agent[n] = '\0';
         request_suspend(r);
-        hook_pool_ask(d->hook, r->client_addr, ua ? ua : "", evidence, on_hook_answer, a);
+        hook_pool_ask(d->hook, r->client_addr, agent, evidence, on_hook_answer, a);
         json_decref(body);
         return MHD_YES;
 }

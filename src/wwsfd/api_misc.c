@@ -192,6 +192,27 @@ static bool safe_path(const char *url) {
         return true;
 }
 
+/* If-None-Match (RFC 9110 section 13.1.2): "*", or a list of tags compared
+ * weakly (W/ ignored). */
+static bool etag_matches(const char *header, const char *etag) {
+        size_t elen = strlen(etag);
+        for (const char *p = header; *p;) {
+                while (*p == ' ' || *p == '\t' || *p == ',')
+                        p++;
+                if (*p == '*')
+                        return true;
+                if (strncmp(p, "W/", 2) == 0)
+                        p += 2;
+                size_t n = strcspn(p, ",");
+                while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+                        n--;
+                if (n == elen && strncmp(p, etag, n) == 0)
+                        return true;
+                p += strcspn(p, ",");
+        }
+        return false;
+}
+
 enum MHD_Result api_static(struct request *r, const char *url) {
         struct wwsfd *d = r->d;
         if (!safe_path(url))
@@ -216,7 +237,7 @@ enum MHD_Result api_static(struct request *r, const char *url) {
         const char *inm = request_header(r, "If-None-Match");
         struct MHD_Response *resp;
         unsigned status = 200;
-        if (inm && strcmp(inm, etag) == 0) {
+        if (inm && etag_matches(inm, etag)) {
                 close(fd);
                 resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
                 status = 304;

@@ -230,7 +230,10 @@ int wwsfd_start(struct daemon_config *cfg, const struct wwsf_clock *clock, struc
                          MHD_USE_ERROR_LOG | (strchr(cfg->listen_host, ':') ? MHD_USE_IPv6 : 0);
         d->mhd = MHD_start_daemon(
                 flags, cfg->listen_port, NULL, NULL, wwsfd_on_request, d,
+                /* First, so that every later option's complaint goes through it. */
+                MHD_OPTION_EXTERNAL_LOGGER, log_from_mhd, NULL,
                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
+                MHD_OPTION_UNESCAPE_CALLBACK, wwsfd_unescape, NULL,
                 MHD_OPTION_HTTPS_MEM_CERT, d->tls_cert_pem,
                 MHD_OPTION_HTTPS_MEM_KEY, d->tls_key_pem,
                 MHD_OPTION_HTTPS_PRIORITIES, cfg->tls_priorities,
@@ -243,7 +246,6 @@ int wwsfd_start(struct daemon_config *cfg, const struct wwsf_clock *clock, struc
                 /* The request head (line and headers) must fit in this. */
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) cfg->header_limit,
                 MHD_OPTION_NOTIFY_COMPLETED, wwsfd_on_completed, d,
-                MHD_OPTION_EXTERNAL_LOGGER, log_from_mhd, NULL,
                 MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
                 MHD_OPTION_END);
         if (!d->mhd) {

@@ -57,12 +57,12 @@ extern char **environ;
  * memory. A longer line is malformed. */
 #define ANSWER_LINE_MAX 4096
 
-/* A request is an id, the client's address, its User-Agent (bounded by the
- * HTTP server's header memory) and a small evidence object that the caller
- * bounds (form fields, a receipt): 16 KiB is far above any honest one and
- * far below a pipe's 64 KiB buffer, so a helper that reads normally takes a
- * line in one write. */
-#define REQUEST_LINE_MAX 16384
+/* A request is an id, the client's address, its User-Agent (the daemon
+ * passes at most 512 bytes of it) and an evidence object from a body of at
+ * most 16 KiB, which re-encoding can grow up to six times (a control byte
+ * becomes \u00XX): 128 KiB takes any request the daemon lets through, and a
+ * line longer than a pipe's buffer is written in parts as the helper reads. */
+#define REQUEST_LINE_MAX (128 * 1024)
 
 /* Each helper is a process and two fds; more than this is a typo. */
 #define HELPERS_MAX 256

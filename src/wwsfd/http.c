@@ -20,11 +20,11 @@ static const struct route routes[] = {
         { "GET", "/", api_static, 0 },  /* everything else: files under web_root */
 };
 
-/* The route for url, or NULL; *ret_known says whether the path exists for
- * another method (405 rather than 404). HEAD is served as GET. */
-static const struct route *find_route(const char *method, const char *url, bool *ret_known) {
+/* The route for url, or NULL; *ret_allow names the methods when the path
+ * exists for another one (405 rather than 404). HEAD is served as GET. */
+static const struct route *find_route(const char *method, const char *url, const char **ret_allow) {
         const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
-        *ret_known = false;
+        *ret_allow = NULL;
         const struct route *prefix = NULL;
         for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
                 const struct route *rt = &routes[i];
@@ -36,11 +36,11 @@ static const struct route *find_route(const char *method, const char *url, bool 
                 if (!is_prefix) {
                         if (strcmp(rt->method, m) == 0)
                                 return rt;
-                        *ret_known = true;
+                        *ret_allow = strcmp(rt->method, "GET") == 0 ? "GET, HEAD" : rt->method;
                 } else if (strcmp(rt->method, m) == 0 && !prefix)
                         prefix = rt;
         }
-        return *ret_known ? NULL : prefix;
+        return *ret_allow ? NULL : prefix;
 }
 
 void add_security_headers(struct MHD_Response *resp, bool html) {
@@ -88,6 +88,8 @@ static struct MHD_Response *json_response(struct request *r, unsigned status, js
         }
         if (r->set_cookie[0])
                 MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
+        if (status == 405 && r->allow)
+                MHD_add_response_header(resp, "Allow", r->allow);
         count_status(r->d, status);
         return resp;
 }
@@ -183,17 +185,24 @@ enum MHD_Result wwsfd_on_request(void *cls, struct MHD_Connection *conn, const c
                 r->conn = conn;
                 r->started_us = wwsf_monotonic_ns() / 1000;
                 client_address(conn, r->client_addr, sizeof r->client_addr);
-                bool known;
-                r->route = find_route(method, url, &known);
-                r->method_not_allowed = !r->route && known;
+                r->route = find_route(method, url, &r->allow);
+                r->method_not_allowed = !r->route && r->allow;
                 d->in_flight++;
                 d->metrics.requests++;
                 *con_cls = r;
-                /* Refuse an announced oversized body before reading any of it. */
+                /* Refuse an announced oversized body before reading any of it:
+                 * libmicrohttpd sends the answer and closes the connection. */
                 const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
                 size_t max = r->route ? r->route->body_max : 0;
-                if (cl && strtoull(cl, NULL, 10) > max)
-                        r->body_too_large = true;
+                if (cl && strtoull(cl, NULL, 10) > max && r->route && !r->method_not_allowed)
+                        return reply_error(r, 413, "payload_too_large", "request bodies here are limited to %zu bytes",
+                                           max);
+                /* A body of unannounced length could go on for ever, and
+                 * libmicrohttpd cannot answer in the middle of one: routes
+                 * that take a body want Content-Length (browsers send it). */
+                const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+                if (te && max > 0 && !r->method_not_allowed)
+                        return reply_error(r, 411, "length_required", "send the body with a Content-Length");
                 return MHD_YES;
         }
 
@@ -215,11 +224,16 @@ enum MHD_Result wwsfd_on_request(void *cls, struct MHD_Connection *conn, const c
                         r->body_len += n;
                         r->body[r->body_len] = '\0';
                 } else {
-                        /* Keep reading (and dropping) so the 413 reaches the client. */
-                        r->body_too_large = true;
+                                /* Past the limit (a body to a route that takes none):
+                         * dropped, and answered at the end. */
+                        *upload_data_size = 0;
                         free(r->body);
                         r->body = NULL;
                         r->body_len = 0;
+                        if (r->body_too_large)
+                                return MHD_YES;
+                        r->body_too_large = true;
+                        return MHD_YES;
                 }
                 *upload_data_size = 0;
                 return MHD_YES;
@@ -227,16 +241,31 @@ enum MHD_Result wwsfd_on_request(void *cls, struct MHD_Connection *conn, const c
         if (r->suspended)
                 return MHD_YES;
 
-        if (d->stopping)
+        if (d->stopping) {
+                r->retry_after = 1;
                 return reply_error(r, 503, "shutting_down", "the server is restarting; try again in a moment");
+        }
         if (r->method_not_allowed)
                 return reply_error(r, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
         if (!r->route)
                 return reply_error(r, 404, "not_found", "no such resource");
         if (r->body_too_large)
-                return reply_error(r, 413, "payload_too_large", "request bodies here are limited to %zu bytes",
-                                   r->route->body_max);
+                return MHD_YES; /* answered 413 already */
         return r->route->handler(r, url);
+}
+
+/* %-decoding of the URL with libmicrohttpd's rules, except that a decoded
+ * control byte (%00 above all) becomes DEL, which no route matches and the
+ * static file rules refuse: "/index.html%00.txt" must not become
+ * "/index.html". */
+size_t wwsfd_unescape(void *cls, struct MHD_Connection *conn, char *s) {
+        (void) cls;
+        (void) conn;
+        size_t n = MHD_http_unescape(s);
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) s[i] < 0x20)
+                        s[i] = 0x7f;
+        return n;
 }
 
 void wwsfd_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {

@@ -154,6 +154,7 @@ struct request {
         size_t body_len;
         bool body_too_large;
         bool method_not_allowed;
+        const char *allow;              /* the Allow header of a 405 */
         bool suspended;
         int retry_after;                /* seconds; adds Retry-After when > 0 */
         char set_cookie[256];           /* adds Set-Cookie when not empty */
@@ -196,6 +197,7 @@ enum MHD_Result wwsfd_on_request(void *cls, struct MHD_Connection *conn, const c
                                  const char *version, const char *upload_data, size_t *upload_data_size,
                                  void **con_cls);
 void wwsfd_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe);
+size_t wwsfd_unescape(void *cls, struct MHD_Connection *conn, char *s);
 
 /* Handlers (api_*.c). */
 enum MHD_Result api_anonymous(struct request *r, const char *url);
