@@ -27,6 +27,7 @@ struct lease_engine {
         const struct store_ops *ops;
         const struct wwsf_clock *clock;
         int64_t retry_after;
+        bool batch;             /* inside lease_batch_begin() */
         char error[768];
 };
 
@@ -278,21 +279,52 @@ static int acquire_locked(struct lease_engine *e, const char *pool, const char *
         return grant(e, &p, en, holder, client_addr, now);
 }
 
-/* Evaluates call inside one write transaction: commit on success, else roll back. */
+/* Evaluates call inside one write transaction: commit on success, else roll
+ * back. Inside a batch (lease_batch_begin) the call gets a savepoint of its
+ * own instead, and the batch's commit makes it durable. */
 #define IN_TRANSACTION(e, what, call)                                                                          \
         ({                                                                                                     \
-                int _r = (e)->ops->begin((e)->store);                                                          \
+                int _r = (e)->batch ? (e)->ops->savepoint((e)->store) : (e)->ops->begin((e)->store);           \
                 if (_r < 0)                                                                                    \
                         _r = store_fail((e), _r, what);                                                        \
                 else {                                                                                         \
                         _r = (call);                                                                           \
-                        if (_r < 0)                                                                            \
-                                (e)->ops->rollback((e)->store);                                                \
-                        else if ((_r = (e)->ops->commit((e)->store)) < 0)                                      \
+                        if (_r < 0) {                                                                          \
+                                if ((e)->batch)                                                                \
+                                        (e)->ops->savepoint_rollback((e)->store);                              \
+                                else                                                                           \
+                                        (e)->ops->rollback((e)->store);                                        \
+                        } else if ((_r = (e)->batch ? (e)->ops->savepoint_release((e)->store)                  \
+                                                    : (e)->ops->commit((e)->store)) < 0)                       \
                                 _r = store_fail((e), _r, what);                                                \
                 }                                                                                              \
                 _r;                                                                                            \
         })
+
+int lease_batch_begin(struct lease_engine *e) {
+        if (e->batch)
+                return fail(e, -EINVAL, "a batch is already open");
+        int r = e->ops->begin(e->store);
+        if (r < 0)
+                return store_fail(e, r, "begin batch");
+        e->batch = true;
+        return 0;
+}
+
+int lease_batch_commit(struct lease_engine *e) {
+        if (!e->batch)
+                return fail(e, -EINVAL, "no batch is open");
+        e->batch = false;
+        int r = e->ops->commit(e->store);
+        return r < 0 ? store_fail(e, r, "commit batch") : 0;
+}
+
+void lease_batch_rollback(struct lease_engine *e) {
+        if (!e->batch)
+                return;
+        e->batch = false;
+        e->ops->rollback(e->store);
+}
 
 int lease_acquire(struct lease_engine *e, const char *pool, const char *holder, const char *client_addr,
                   unsigned flags, struct lease *ret, enum lease_origin *ret_origin) {

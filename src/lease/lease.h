@@ -63,6 +63,15 @@ const char *lease_engine_error(const struct lease_engine *e);
 /* After -ENOSPC: seconds until the pool's next entry comes free (0 if unknown). */
 int64_t lease_engine_retry_after(const struct lease_engine *e);
 
+/* Group commit: between lease_batch_begin() and lease_batch_commit(), the
+ * operations below share one transaction (each in a savepoint of its own, so
+ * a refused one leaves the others), made durable together by the commit: one
+ * flush for many leases. Nothing is durable, and nobody may be told it is,
+ * before the commit returns 0. */
+int lease_batch_begin(struct lease_engine *e);
+int lease_batch_commit(struct lease_engine *e);
+void lease_batch_rollback(struct lease_engine *e);
+
 int lease_acquire(struct lease_engine *e, const char *pool, const char *holder, const char *client_addr,
                   unsigned flags, struct lease *ret, enum lease_origin *ret_origin);
 /* Extends the holder's lease on impu by the pool's TTL from now. A lease in

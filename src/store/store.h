@@ -117,6 +117,11 @@ struct store_ops {
         int (*begin)(struct store *s);          /* a write transaction, taken at once */
         int (*commit)(struct store *s);
         void (*rollback)(struct store *s);
+        /* Inside a transaction: a nested one (SQL SAVEPOINT) that can be
+         * undone alone, so one operation of a batch can fail without the rest. */
+        int (*savepoint)(struct store *s);
+        int (*savepoint_release)(struct store *s);
+        void (*savepoint_rollback)(struct store *s);
 
         int (*subscription_upsert)(struct store *s, const struct pool_subscription *sub);
         /* Inserts or updates the pool row from its definition; keeps next_index. */

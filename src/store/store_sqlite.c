@@ -14,6 +14,9 @@ enum stmt_id {
         ST_BEGIN,
         ST_COMMIT,
         ST_ROLLBACK,
+        ST_SAVEPOINT,
+        ST_SAVEPOINT_RELEASE,
+        ST_SAVEPOINT_ROLLBACK,
         ST_SUB_UPSERT,
         ST_POOL_UPSERT,
         ST_POOL_GET,
@@ -70,6 +73,9 @@ static const char *const stmt_sql[_ST_MAX] = {
         [ST_BEGIN] = "BEGIN IMMEDIATE",
         [ST_COMMIT] = "COMMIT",
         [ST_ROLLBACK] = "ROLLBACK",
+        [ST_SAVEPOINT] = "SAVEPOINT lease_op",
+        [ST_SAVEPOINT_RELEASE] = "RELEASE lease_op",
+        [ST_SAVEPOINT_ROLLBACK] = "ROLLBACK TO lease_op",
         [ST_SUB_UPSERT] = "INSERT INTO subscription (name, owner, domain, impi_mode) VALUES (?1, ?2, ?3, ?4) "
                           "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, domain = excluded.domain, "
                           "impi_mode = excluded.impi_mode",
@@ -316,6 +322,25 @@ static void sqlite_rollback(struct store *base) {
         sqlite3_stmt *st = stmt(s, ST_ROLLBACK);
         if (st)
                 (void) exec_stmt(s, st, "rollback");
+}
+
+static int sqlite_savepoint(struct store *base) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_SAVEPOINT);
+        return st ? exec_stmt(s, st, "savepoint") : -EIO;
+}
+
+static int sqlite_savepoint_release(struct store *base) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_SAVEPOINT_RELEASE);
+        return st ? exec_stmt(s, st, "release savepoint") : -EIO;
+}
+
+static void sqlite_savepoint_rollback(struct store *base) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_SAVEPOINT_ROLLBACK);
+        if (st && exec_stmt(s, st, "rollback to savepoint") == 0 && (st = stmt(s, ST_SAVEPOINT_RELEASE)))
+                (void) exec_stmt(s, st, "release savepoint");
 }
 
 static int sqlite_subscription_upsert(struct store *base, const struct pool_subscription *sub) {
@@ -725,6 +750,9 @@ static const struct store_ops sqlite_ops = {
         .begin = sqlite_begin,
         .commit = sqlite_commit,
         .rollback = sqlite_rollback,
+        .savepoint = sqlite_savepoint,
+        .savepoint_release = sqlite_savepoint_release,
+        .savepoint_rollback = sqlite_savepoint_rollback,
         .subscription_upsert = sqlite_subscription_upsert,
         .pool_upsert = sqlite_pool_upsert,
         .pool_get = sqlite_pool_get,

@@ -8,6 +8,8 @@ struct admission {
         char pool[STORE_NAME_MAX];      /* to lease from; "" for the user's own identity */
         struct session session;         /* filled as we go */
         uint64_t hook_started_us;
+        int64_t lease_expires_at;       /* 0 without a lease */
+        bool new_session;
 };
 
 /* The body as a JSON object (json_loadb flags), or NULL with a reply queued. */
@@ -16,5 +18,8 @@ json_t *admission_parse_body(struct request *r, size_t flags, enum MHD_Result *r
 bool admission_throttled(struct request *r, const char *kind, const char *key, int per_minute);
 /* From a worker: sign a token for a->session and answer 200 with it. */
 void admission_finish_with_token(struct worker *w, struct admission *a, int64_t lease_expires_at, bool new_session);
+/* After the job's batch: the token if the lease is durable, else 503; frees a.
+ * Jobs that leased hand it to worker_defer(). */
+void admission_after_commit(struct worker *w, void *userdata, bool committed);
 /* From a worker: the answer to a failed lease operation. */
 void admission_lease_error(struct worker *w, struct admission *a, int q);

@@ -106,6 +106,17 @@ void admission_finish_with_token(struct worker *w, struct admission *a, int64_t 
         request_finish_json(r, 200, body);
 }
 
+void admission_after_commit(struct worker *w, void *userdata, bool committed) {
+        struct admission *a = userdata;
+        if (committed)
+                admission_finish_with_token(w, a, a->lease_expires_at, a->new_session);
+        else {
+                a->r->retry_after = 1;
+                request_finish_error(a->r, 503, "busy", "the lease store could not record this; try again");
+        }
+        free(a);
+}
+
 void admission_lease_error(struct worker *w, struct admission *a, int q) {
         struct request *r = a->r;
         switch (q) {
@@ -156,8 +167,9 @@ static void anonymous_lease_job(struct worker *w, void *userdata) {
         snprintf(a->session.impu, sizeof a->session.impu, "%s", l.impu);
         snprintf(a->session.impi, sizeof a->session.impi, "%s", l.impi);
         d->metrics.tokens_anonymous++;
-        admission_finish_with_token(w, a, l.expires_at, true);
-        free(a);
+        a->lease_expires_at = l.expires_at;
+        a->new_session = true;
+        worker_defer(w, admission_after_commit, a);
 }
 
 static void on_hook_answer(void *userdata, enum hook_status status, const struct hook_verdict *v) {
@@ -301,8 +313,9 @@ static void refresh_job(struct worker *w, void *userdata) {
                 lease_expires_at = l.expires_at;
         }
         w->d->metrics.tokens_refresh++;
-        admission_finish_with_token(w, a, lease_expires_at, false);
-        free(a);
+        a->lease_expires_at = lease_expires_at;
+        a->new_session = false;
+        worker_defer(w, admission_after_commit, a);
 }
 
 enum MHD_Result api_refresh(struct request *r, const char *url) {
@@ -324,9 +337,25 @@ enum MHD_Result api_refresh(struct request *r, const char *url) {
         return MHD_YES;
 }
 
-static void logout_job(struct worker *w, void *userdata) {
+static void logout_after_commit(struct worker *w, void *userdata, bool committed) {
         struct admission *a = userdata;
         struct request *r = a->r;
+        if (!committed) {
+                r->retry_after = 1;
+                request_finish_error(r, 503, "busy", "the lease store could not record this; try again");
+                free(a);
+                return;
+        }
+        session_remove(w->d->sessions, a->session.id);
+        snprintf(r->set_cookie, sizeof r->set_cookie,
+                 SESSION_COOKIE "=; Path=/api/v1/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+        log_info("logout of %s, impu %s released", a->session.sub, a->session.impu);
+        request_finish_json(r, 200, json_pack("{s:b}", "ok", 1));
+        free(a);
+}
+
+static void logout_job(struct worker *w, void *userdata) {
+        struct admission *a = userdata;
         if (a->session.pool[0]) {
                 int q = lease_release(w->engine, a->session.impu, a->session.holder, NULL);
                 if (q < 0 && q != -ESTALE && q != -EPERM && q != -ENOENT) {
@@ -335,12 +364,7 @@ static void logout_job(struct worker *w, void *userdata) {
                         return;
                 }
         }
-        session_remove(w->d->sessions, a->session.id);
-        snprintf(r->set_cookie, sizeof r->set_cookie,
-                 SESSION_COOKIE "=; Path=/api/v1/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
-        log_info("logout of %s, impu %s released", a->session.sub, a->session.impu);
-        request_finish_json(r, 200, json_pack("{s:b}", "ok", 1));
-        free(a);
+        worker_defer(w, logout_after_commit, a);
 }
 
 enum MHD_Result api_logout(struct request *r, const char *url) {

@@ -43,8 +43,9 @@ static void login_job(struct worker *w, void *userdata) {
                 lease_expires_at = l.expires_at;
         }
         w->d->metrics.tokens_login++;
-        admission_finish_with_token(w, a, lease_expires_at, true);
-        free(a);
+        a->lease_expires_at = lease_expires_at;
+        a->new_session = true;
+        worker_defer(w, admission_after_commit, a);
 }
 
 static void on_ldap_answer(void *userdata, enum ldap_login_status status, const struct ldap_user *u,

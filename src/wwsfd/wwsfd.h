@@ -43,11 +43,27 @@ int job_queue_new(struct wwsfd *d, int n, struct job_queue **ret);
 bool job_queue_push(struct job_queue *q, job_fn fn, void *userdata);
 void job_queue_free(struct job_queue *q);
 
+/* Run after the batch the job was in committed (committed = true) or failed;
+ * the place to reply when the job changed the store. */
+typedef void (*after_commit_fn)(struct worker *w, void *userdata, bool committed);
+
+#define WORKER_DEFER_MAX 64
+
+struct deferred {
+        after_commit_fn fn;
+        void *userdata;
+};
+
 struct worker {
         struct wwsfd *d;
         struct store *store;
         struct lease_engine *engine;
+        struct deferred deferred[WORKER_DEFER_MAX];
+        size_t n_deferred;
 };
+
+/* From a job: call fn once the job's batch is committed (or has failed). */
+void worker_defer(struct worker *w, after_commit_fn fn, void *userdata);
 
 /* ---- sessions ----------------------------------------------------------- */
 

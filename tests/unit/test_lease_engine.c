@@ -542,6 +542,42 @@ static void test_schema_newer_refused(void **state) {
         assert_non_null(strstr(err, "newer"));
 }
 
+static void test_batch(void **state) {
+        struct fixture *fx = *state;
+        struct lease l;
+        /* A batch that commits: every lease in it is there, a refused one
+         * inside it changes nothing else. */
+        assert_int_equal(lease_batch_begin(fx->engine), 0);
+        assert_int_equal(lease_batch_begin(fx->engine), -EINVAL);
+        acquire_ok(fx, "range", "b1", 0, LEASE_ORIGIN_NEW);
+        assert_int_equal(lease_acquire(fx->engine, "nope", "b2", NULL, 0, &l, NULL), -ENOENT);
+        acquire_ok(fx, "range", "b3", 0, LEASE_ORIGIN_NEW);
+        /* Another connection sees none of it before the commit. */
+        char err[256];
+        struct store *other;
+        assert_int_equal(store_sqlite_open(fx->path, NULL, &other, err, sizeof err), 0);
+        struct lease_engine *oe;
+        assert_int_equal(lease_engine_new(other, &fx->clock, &oe), 0);
+        assert_int_equal(lease_lookup(oe, "sip:+155500@ims.example.com", &l), 0);
+        assert_false(l.materialised);
+        assert_int_equal(lease_batch_commit(fx->engine), 0);
+        assert_int_equal(lease_lookup(oe, "sip:+155500@ims.example.com", &l), 0);
+        assert_string_equal(l.holder, "b1");
+        assert_int_equal(lease_lookup(oe, "sip:+155501@ims.example.com", &l), 0);
+        assert_string_equal(l.holder, "b3");
+
+        /* A batch rolled back leaves nothing, not even its pool cursor. */
+        assert_int_equal(lease_batch_begin(fx->engine), 0);
+        acquire_ok(fx, "range", "b4", 0, LEASE_ORIGIN_NEW);
+        lease_batch_rollback(fx->engine);
+        assert_int_equal(lease_lookup(oe, "sip:+155502@ims.example.com", &l), 0);
+        assert_false(l.materialised);
+        assert_string_equal(acquire_ok(fx, "range", "b5", 0, LEASE_ORIGIN_NEW).impu, "sip:+155502@ims.example.com");
+        assert_int_equal(lease_batch_commit(fx->engine), -EINVAL);
+        lease_engine_free(oe);
+        store_close(other);
+}
+
 static void test_query_plans(void **state) {
         struct fixture *fx = *state;
         char err[1024];
@@ -571,6 +607,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_template_change_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_schema_newer_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
