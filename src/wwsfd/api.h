@@ -21,5 +21,9 @@ void admission_finish_with_token(struct worker *w, struct admission *a, int64_t 
 /* After the job's batch: the token if the lease is durable, else 503; frees a.
  * Jobs that leased hand it to worker_defer(). */
 void admission_after_commit(struct worker *w, void *userdata, bool committed);
+/* From a worker: leases from a->pool for a->session.holder and fills the
+ * session's identities and a->lease_expires_at. On failure answers, frees a
+ * and returns false. */
+bool admission_lease(struct worker *w, struct admission *a);
 /* From a worker: the answer to a failed lease operation. */
 void admission_lease_error(struct worker *w, struct admission *a, int q);

@@ -117,6 +117,21 @@ void admission_after_commit(struct worker *w, void *userdata, bool committed) {
         free(a);
 }
 
+bool admission_lease(struct worker *w, struct admission *a) {
+        struct lease l;
+        int q = lease_acquire(w->engine, a->pool, a->session.holder, a->r->client_addr, 0, &l, NULL);
+        if (q < 0) {
+                admission_lease_error(w, a, q);
+                free(a);
+                return false;
+        }
+        snprintf(a->session.pool, sizeof a->session.pool, "%s", l.pool);
+        snprintf(a->session.impu, sizeof a->session.impu, "%s", l.impu);
+        snprintf(a->session.impi, sizeof a->session.impi, "%s", l.impi);
+        a->lease_expires_at = l.expires_at;
+        return true;
+}
+
 void admission_lease_error(struct worker *w, struct admission *a, int q) {
         struct request *r = a->r;
         switch (q) {
@@ -156,18 +171,9 @@ static void anonymous_lease_job(struct worker *w, void *userdata) {
                 free(a);
                 return;
         }
-        struct lease l;
-        int q = lease_acquire(w->engine, a->pool, a->session.holder, r->client_addr, 0, &l, NULL);
-        if (q < 0) {
-                admission_lease_error(w, a, q);
-                free(a);
+        if (!admission_lease(w, a))
                 return;
-        }
-        snprintf(a->session.pool, sizeof a->session.pool, "%s", l.pool);
-        snprintf(a->session.impu, sizeof a->session.impu, "%s", l.impu);
-        snprintf(a->session.impi, sizeof a->session.impi, "%s", l.impi);
         d->metrics.tokens_anonymous++;
-        a->lease_expires_at = l.expires_at;
         a->new_session = true;
         worker_defer(w, admission_after_commit, a);
 }

@@ -28,22 +28,10 @@ static const char *pool_for(const struct daemon_config *cfg, const struct ldap_u
 
 static void login_job(struct worker *w, void *userdata) {
         struct admission *a = userdata;
-        int64_t lease_expires_at = 0;
-        if (a->pool[0]) {
-                struct lease l;
-                int q = lease_acquire(w->engine, a->pool, a->session.holder, a->r->client_addr, 0, &l, NULL);
-                if (q < 0) {
-                        admission_lease_error(w, a, q);
-                        free(a);
-                        return;
-                }
-                snprintf(a->session.pool, sizeof a->session.pool, "%s", l.pool);
-                snprintf(a->session.impu, sizeof a->session.impu, "%s", l.impu);
-                snprintf(a->session.impi, sizeof a->session.impi, "%s", l.impi);
-                lease_expires_at = l.expires_at;
-        }
+        /* No pool: the user's own identity, nothing to lease. */
+        if (a->pool[0] && !admission_lease(w, a))
+                return;
         w->d->metrics.tokens_login++;
-        a->lease_expires_at = lease_expires_at;
         a->new_session = true;
         worker_defer(w, admission_after_commit, a);
 }
