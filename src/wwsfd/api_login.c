@@ -134,7 +134,16 @@ enum MHD_Result api_login(struct request *r, const char *url) {
                 json_decref(body);
                 return reply_error(r, 429, "too_many_requests", "too many login attempts for this account");
         }
-        if (has_nul) {
+        /* Usernames are printable ASCII. LDAP's caseIgnoreMatch folds far
+         * more than ASCII case (full-width letters, a dotted capital I,
+         * no-break spaces), so a name outside ASCII could be another
+         * spelling of an account and slip past that account's limit above:
+         * it is refused like any failed login, without asking LDAP. */
+        bool ascii = true;
+        for (const unsigned char *p = (const unsigned char *) username; *p; p++)
+                if (*p < 0x20 || *p >= 0x7f)
+                        ascii = false;
+        if (has_nul || !ascii) {
                 d->metrics.login_failure++;
                 json_decref(body);
                 return reply_error(r, 401, "invalid_credentials", INVALID_DETAIL);
