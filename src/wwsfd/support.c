@@ -1,6 +1,7 @@
 /* Logging, sessions, throttling and histograms: small shared state of wwsfd,
  * each behind its own mutex. */
 #include <errno.h>
+#include <malloc.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <search.h>
@@ -71,48 +72,95 @@ static void base64url(const uint8_t *in, size_t n, char *out) {
         out[o] = '\0';
 }
 
-/* ---- sessions: a small hash table (search.h is not thread-safe nor
- * deletable, so an open-addressing table of our own) ---- */
+/* ---- sessions: an open-addressing hash table that grows as sessions come.
+ * A slot is small (the id, the expiry and one allocation holding the strings
+ * packed end to end), so a session costs about 200 bytes, not the size of the
+ * fixed buffers of struct session. ---- */
 
-/* Sessions the daemon keeps at once; past that the oldest expired go first
- * and then creation is refused. Each is under 1.5 KiB. */
-#define SESSION_SLOTS 65536
+/* Sessions the daemon keeps at once (about 200 MB at the limit); past it new
+ * ones are refused until old ones expire. */
+#define SESSIONS_MAX (1u << 20)
+#define SESSION_SLOTS_MIN 1024u
+
+struct session_slot {
+        char id[SESSION_ID_LEN + 1];    /* "" empty, "\1" deleted */
+        bool anon;
+        int64_t expires_at;
+        char *data;                     /* holder, sub, pool, impu, impi, each NUL-ended */
+};
 
 struct session_table {
         pthread_mutex_t lock;
-        struct session *slots;  /* id[0] == 0: empty; id[0] == 1: deleted */
-        size_t used;
+        struct session_slot *slots;
+        size_t n_slots;                 /* a power of two */
+        size_t used;                    /* live and deleted slots */
+        size_t live;
 };
 
 int session_table_new(struct session_table **ret) {
         struct session_table *t = calloc(1, sizeof *t);
         if (!t)
                 return -ENOMEM;
-        t->slots = calloc(SESSION_SLOTS, sizeof *t->slots);
+        t->slots = calloc(SESSION_SLOTS_MIN, sizeof *t->slots);
         if (!t->slots) {
                 free(t);
                 return -ENOMEM;
         }
+        t->n_slots = SESSION_SLOTS_MIN;
         pthread_mutex_init(&t->lock, NULL);
         *ret = t;
         return 0;
 }
 
+static void slot_clear(struct session_slot *s) {
+        if (s->data) {
+                explicit_bzero(s->data, malloc_usable_size(s->data));
+                free(s->data);
+        }
+        explicit_bzero(s, sizeof *s);
+}
+
 void session_table_free(struct session_table *t) {
         if (!t)
                 return;
-        pthread_mutex_destroy(&t->lock);
-        explicit_bzero(t->slots, SESSION_SLOTS * sizeof *t->slots);
+        for (size_t i = 0; i < t->n_slots; i++)
+                slot_clear(&t->slots[i]);
         free(t->slots);
+        pthread_mutex_destroy(&t->lock);
         free(t);
 }
 
-static size_t slot_of(const char *id) {
-        /* ids are random: their first bytes hash well enough. */
+static size_t slot_hash(const char *id) {
+        /* ids are random: FNV-1a spreads them well enough. */
         uint64_t h = 1469598103934665603u;
         for (const char *p = id; *p; p++)
                 h = (h ^ (unsigned char) *p) * 1099511628211u;
-        return (size_t) (h % SESSION_SLOTS);
+        return (size_t) h;
+}
+
+static bool slot_live(const struct session_slot *s) {
+        return (unsigned char) s->id[0] > 1;
+}
+
+/* Moves every live slot into a table of n slots (tombstones dropped). */
+static int rehash_locked(struct session_table *t, size_t n) {
+        struct session_slot *fresh = calloc(n, sizeof *fresh);
+        if (!fresh)
+                return -ENOMEM;
+        for (size_t i = 0; i < t->n_slots; i++) {
+                if (!slot_live(&t->slots[i]))
+                        continue;
+                size_t k = slot_hash(t->slots[i].id) & (n - 1);
+                while (fresh[k].id[0])
+                        k = (k + 1) & (n - 1);
+                fresh[k] = t->slots[i];
+        }
+        explicit_bzero(t->slots, t->n_slots * sizeof *t->slots);
+        free(t->slots);
+        t->slots = fresh;
+        t->n_slots = n;
+        t->used = t->live;
+        return 0;
 }
 
 int session_create(struct session_table *t, struct session *s) {
@@ -120,85 +168,101 @@ int session_create(struct session_table *t, struct session *s) {
         if (gnutls_rnd(GNUTLS_RND_KEY, rnd, sizeof rnd) < 0)
                 return -EIO;
         base64url(rnd, sizeof rnd, s->id);
+        const char *parts[] = { s->holder, s->sub, s->pool, s->impu, s->impi };
+        size_t len = 0;
+        for (size_t i = 0; i < 5; i++)
+                len += strlen(parts[i]) + 1;
+        char *data = malloc(len);
+        if (!data)
+                return -ENOMEM;
+        for (size_t i = 0, o = 0; i < 5; i++) {
+                size_t n = strlen(parts[i]) + 1;
+                memcpy(data + o, parts[i], n);
+                o += n;
+        }
         pthread_mutex_lock(&t->lock);
-        int r = -ENOSPC;
-        if (t->used < SESSION_SLOTS * 3 / 4) {
-                for (size_t i = slot_of(s->id), n = 0; n < SESSION_SLOTS; i = (i + 1) % SESSION_SLOTS, n++)
-                        if (t->slots[i].id[0] == 0 || t->slots[i].id[0] == 1) {
-                                if (t->slots[i].id[0] == 0)
-                                        t->used++;
-                                t->slots[i] = *s;
-                                r = 0;
-                                break;
-                        }
+        int r = 0;
+        if (t->live >= SESSIONS_MAX)
+                r = -ENOSPC;
+        else if ((t->used + 1) * 4 > t->n_slots * 3)
+                /* Past 3/4 full: twice the size, or the same size when it is
+                 * mostly tombstones. */
+                r = rehash_locked(t, t->live * 2 + 2 > t->n_slots / 2 ? t->n_slots * 2 : t->n_slots);
+        if (r == 0) {
+                size_t k = slot_hash(s->id) & (t->n_slots - 1);
+                while (slot_live(&t->slots[k]))
+                        k = (k + 1) & (t->n_slots - 1);
+                if (!t->slots[k].id[0])
+                        t->used++;
+                t->slots[k] = (struct session_slot) { .anon = s->anon, .expires_at = s->expires_at, .data = data };
+                memcpy(t->slots[k].id, s->id, sizeof t->slots[k].id);
+                t->live++;
+                data = NULL;
         }
         pthread_mutex_unlock(&t->lock);
+        free(data);
         return r;
 }
 
-static struct session *find_locked(struct session_table *t, const char *id) {
+static struct session_slot *find_locked(struct session_table *t, const char *id) {
         if (strlen(id) != SESSION_ID_LEN)
                 return NULL;
-        for (size_t i = slot_of(id), n = 0; n < SESSION_SLOTS; i = (i + 1) % SESSION_SLOTS, n++) {
-                if (t->slots[i].id[0] == 0)
+        for (size_t k = slot_hash(id) & (t->n_slots - 1), n = 0; n < t->n_slots; k = (k + 1) & (t->n_slots - 1), n++) {
+                if (!t->slots[k].id[0])
                         return NULL;
-                if (t->slots[i].id[0] != 1 && strcmp(t->slots[i].id, id) == 0)
-                        return &t->slots[i];
+                if (slot_live(&t->slots[k]) && strcmp(t->slots[k].id, id) == 0)
+                        return &t->slots[k];
         }
         return NULL;
 }
 
 bool session_get(struct session_table *t, const char *id, int64_t now, struct session *ret) {
         pthread_mutex_lock(&t->lock);
-        struct session *s = find_locked(t, id);
+        struct session_slot *s = find_locked(t, id);
         bool ok = s && s->expires_at > now;
-        if (ok)
-                *ret = *s;
+        if (ok) {
+                memset(ret, 0, sizeof *ret);
+                memcpy(ret->id, s->id, sizeof ret->id);
+                ret->anon = s->anon;
+                ret->expires_at = s->expires_at;
+                char *fields[] = { ret->holder, ret->sub, ret->pool, ret->impu, ret->impi };
+                size_t sizes[] = { sizeof ret->holder, sizeof ret->sub, sizeof ret->pool, sizeof ret->impu,
+                                   sizeof ret->impi };
+                const char *p = s->data;
+                for (size_t i = 0; i < 5; i++) {
+                        snprintf(fields[i], sizes[i], "%s", p);
+                        p += strlen(p) + 1;
+                }
+        }
         pthread_mutex_unlock(&t->lock);
         return ok;
 }
 
+static void remove_locked(struct session_table *t, struct session_slot *s) {
+        slot_clear(s);
+        s->id[0] = 1;   /* a tombstone keeps the probe chains of the others */
+        t->live--;
+}
+
 void session_remove(struct session_table *t, const char *id) {
         pthread_mutex_lock(&t->lock);
-        struct session *s = find_locked(t, id);
-        if (s) {
-                explicit_bzero(s, sizeof *s);
-                s->id[0] = 1;
-        }
+        struct session_slot *s = find_locked(t, id);
+        if (s)
+                remove_locked(t, s);
         pthread_mutex_unlock(&t->lock);
 }
 
 void session_expire(struct session_table *t, int64_t now) {
         pthread_mutex_lock(&t->lock);
-        size_t live = 0;
-        for (size_t i = 0; i < SESSION_SLOTS; i++) {
-                struct session *s = &t->slots[i];
-                if (s->id[0] > 1 && s->expires_at <= now) {
-                        explicit_bzero(s, sizeof *s);
-                        s->id[0] = 1;
-                }
-                if (s->id[0] > 1)
-                        live++;
-        }
-        /* Rebuild when tombstones pile up, so probes stay short. */
-        if (t->used > live + SESSION_SLOTS / 4) {
-                struct session *old = t->slots;
-                struct session *fresh = calloc(SESSION_SLOTS, sizeof *fresh);
-                if (fresh) {
-                        t->slots = fresh;
-                        t->used = 0;
-                        for (size_t i = 0; i < SESSION_SLOTS; i++)
-                                if (old[i].id[0] > 1) {
-                                        size_t k = slot_of(old[i].id);
-                                        while (t->slots[k].id[0])
-                                                k = (k + 1) % SESSION_SLOTS;
-                                        t->slots[k] = old[i];
-                                        t->used++;
-                                }
-                        explicit_bzero(old, SESSION_SLOTS * sizeof *old);
-                        free(old);
-                }
-        }
+        for (size_t i = 0; i < t->n_slots; i++)
+                if (slot_live(&t->slots[i]) && t->slots[i].expires_at <= now)
+                        remove_locked(t, &t->slots[i]);
+        /* Shrink when mostly empty, so a burst does not hold its memory. */
+        size_t n = t->n_slots;
+        while (n > SESSION_SLOTS_MIN && t->live * 8 < n)
+                n /= 2;
+        if (n != t->n_slots || t->used > t->live * 2 + SESSION_SLOTS_MIN / 2)
+                (void) rehash_locked(t, n);
         pthread_mutex_unlock(&t->lock);
 }
 
