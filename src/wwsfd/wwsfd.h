@@ -152,7 +152,6 @@ struct wwsfd {
         _Atomic int in_flight;          /* requests between first call and completion */
         _Atomic bool stopping;
         int web_root_fd;
-        char *web_root_real;
         uint8_t sub_key[32];            /* turns holders into opaque `sub` handles */
 };
 
