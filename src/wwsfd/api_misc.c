@@ -22,15 +22,8 @@ enum MHD_Result api_jwks(struct request *r, const char *url) {
         struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(jwks), (void *) jwks,
                                                                     MHD_RESPMEM_MUST_COPY);
         pthread_rwlock_unlock(&d->keyring_lock);
-        if (!resp)
-                return MHD_NO;
-        MHD_add_response_header(resp, "Content-Type", "application/json");
         /* Validators poll it; a new key is published well before it signs. */
-        MHD_add_response_header(resp, "Cache-Control", "public, max-age=300");
-        add_security_headers(resp, false);
-        enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
-        MHD_destroy_response(resp);
-        return ret;
+        return reply_response(r, 200, resp, "application/json", "public, max-age=300");
 }
 
 enum MHD_Result api_healthz(struct request *r, const char *url) {
@@ -135,16 +128,9 @@ enum MHD_Result api_metrics(struct request *r, const char *url) {
                 log_warning("metrics: %s", lease_engine_error(d->engine));
 
         struct MHD_Response *resp = MHD_create_response_from_buffer(t.len, t.buf, MHD_RESPMEM_MUST_FREE);
-        if (!resp) {
+        if (!resp)
                 free(t.buf);
-                return MHD_NO;
-        }
-        MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
-        MHD_add_response_header(resp, "Cache-Control", "no-store");
-        add_security_headers(resp, false);
-        enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
-        MHD_destroy_response(resp);
-        return ret;
+        return reply_response(r, 200, resp, "text/plain; version=0.0.4", "no-store");
 }
 
 /* ---- static files ---- */

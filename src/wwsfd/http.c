@@ -102,6 +102,17 @@ static enum MHD_Result queue(struct request *r, unsigned status, struct MHD_Resp
         return ret;
 }
 
+enum MHD_Result reply_response(struct request *r, unsigned status, struct MHD_Response *resp, const char *type,
+                               const char *cache_control) {
+        if (!resp)
+                return MHD_NO;
+        MHD_add_response_header(resp, "Content-Type", type);
+        MHD_add_response_header(resp, "Cache-Control", cache_control);
+        add_security_headers(resp, false);
+        count_status(r->d, status);
+        return queue(r, status, resp);
+}
+
 enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body) {
         return queue(r, status, json_response(r, status, body));
 }

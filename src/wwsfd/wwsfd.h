@@ -193,6 +193,10 @@ struct route {
 enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body);   /* body consumed */
 enum MHD_Result reply_error(struct request *r, unsigned status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
+/* Queues resp (consumed; NULL = out of memory) with its type, cache policy
+ * and the security headers. */
+enum MHD_Result reply_response(struct request *r, unsigned status, struct MHD_Response *resp, const char *type,
+                               const char *cache_control);
 /* Adds the headers every response carries. */
 void add_security_headers(struct MHD_Response *resp, bool html);
 
