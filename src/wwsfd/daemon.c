@@ -226,7 +226,10 @@ int wwsfd_start(struct daemon_config *cfg, const struct wwsf_clock *clock, struc
                 sslen = sizeof *s4;
         }
         (void) sslen;
-        unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+        /* poll(), not epoll: with epoll, libmicrohttpd 0.9.75 spins a core on
+         * a TLS handshake that stalls after its ClientHello (docs/BENCHMARKS.md,
+         * finding W6); poll() waits, at the same token rate. */
+        unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                          MHD_USE_ERROR_LOG | (strchr(cfg->listen_host, ':') ? MHD_USE_IPv6 : 0);
         d->mhd = MHD_start_daemon(
                 flags, cfg->listen_port, NULL, NULL, wwsfd_on_request, d,
