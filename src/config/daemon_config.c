@@ -33,19 +33,10 @@ static char *xstrdup(const char *s) {
 
 __attribute__((format(printf, 3, 4)))
 static void add_error(struct daemon_config *cfg, int line, const char *fmt, ...) {
-        char msg[512];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
+        config_error_add(&cfg->errors, &cfg->n_errors, cfg->file, line, fmt, ap);
         va_end(ap);
-        char *e;
-        if (asprintf(&e, "%s:%d: %s", cfg->file, line, msg) < 0)
-                abort();
-        char **errs = reallocarray(cfg->errors, cfg->n_errors + 1, sizeof *errs);
-        if (!errs)
-                abort();
-        cfg->errors = errs;
-        cfg->errors[cfg->n_errors++] = e;
 }
 
 static void set_string(char **dst, const char *value) {

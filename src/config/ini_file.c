@@ -105,3 +105,13 @@ void ini_file_done(struct ini_file *f) {
         f->sections = NULL;
         f->n_sections = 0;
 }
+
+void config_error_add(char ***errors, size_t *n, const char *file, int line, const char *fmt, va_list ap) {
+        char msg[512], *e;
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        char **list = reallocarray(*errors, *n + 1, sizeof *list);
+        if (!list || asprintf(&e, "%s:%d: %s", file, line, msg) < 0)
+                abort();
+        *errors = list;
+        list[(*n)++] = e;
+}

@@ -2,6 +2,7 @@
  * that each problem can be reported as FILE:LINE: reason. Shared by the pool
  * configuration and the wwsfd configuration. */
 #pragma once
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -32,3 +33,8 @@ int ini_file_parse(struct ini_file *f);
 int ini_file_section_line(const struct ini_file *f, const char *section);
 
 void ini_file_done(struct ini_file *f);
+
+/* Appends "FILE:LINE: message" to a list of problems (aborts when out of
+ * memory: a configuration that cannot be reported is not worth going on). */
+__attribute__((format(printf, 5, 0)))
+void config_error_add(char ***errors, size_t *n, const char *file, int line, const char *fmt, va_list ap);

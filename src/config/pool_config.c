@@ -54,16 +54,10 @@ static void *xrealloc_array(void *p, size_t n, size_t size) {
 
 __attribute__((format(printf, 4, 5)))
 static void add_error(struct pool_config *cfg, const char *file, int line, const char *fmt, ...) {
-        char msg[512];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
+        config_error_add(&cfg->errors, &cfg->n_errors, file, line, fmt, ap);
         va_end(ap);
-        char *e;
-        if (asprintf(&e, "%s:%d: %s", file, line, msg) < 0)
-                abort();
-        cfg->errors = xrealloc_array(cfg->errors, cfg->n_errors + 1, sizeof *cfg->errors);
-        cfg->errors[cfg->n_errors++] = e;
 }
 
 static bool valid_name(const char *s) {

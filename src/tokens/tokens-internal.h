@@ -53,7 +53,3 @@ bool key_is_published(const struct key_entry *e, int64_t now, int64_t max_token_
 int key_file_load(int dirfd, const char *dir, const struct key_entry *e, gnutls_privkey_t *ret_key,
                   json_t **ret_jwk, char *err, size_t errsize);
 
-/* Base64url without padding (RFC 7515 section 2). out holds at least
- * TOKENS_B64URL_LEN(n) + 1 bytes; returns the length written. */
-#define TOKENS_B64URL_LEN(n) ((n) / 3 * 4 + ((n) % 3 ? (n) % 3 + 1 : 0))
-size_t tokens_b64url_encode(const uint8_t *in, size_t n, char *out);

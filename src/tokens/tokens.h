@@ -92,5 +92,10 @@ struct token_claims {
 int tokens_sign(const struct token_keyring *k, const struct token_claims *c, char **ret_token, char **ret_jti,
                 char *err, size_t errsize);
 
+/* Base64url without padding (RFC 7515 section 2). out holds at least
+ * TOKENS_B64URL_LEN(n) + 1 bytes; returns the length written. */
+#define TOKENS_B64URL_LEN(n) ((n) / 3 * 4 + ((n) % 3 ? (n) % 3 + 1 : 0))
+size_t tokens_b64url_encode(const uint8_t *in, size_t n, char *out);
+
 const char *token_alg_to_string(enum token_alg a);
 int token_alg_from_string(const char *s, enum token_alg *ret);

@@ -213,7 +213,7 @@ static int random_handle(const char *prefix, char *buf, size_t size) {
         char b64[32];
         if (gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof rnd) < 0)
                 return -EIO;
-        wwsfd_base64url(rnd, sizeof rnd, b64);
+        tokens_b64url_encode(rnd, sizeof rnd, b64);
         snprintf(buf, size, "%s%s", prefix, b64);
         return 0;
 }

@@ -109,7 +109,7 @@ void wwsfd_sub_for(const struct wwsfd *d, const char *holder, char *buf, size_t 
         char b64[48];
         gnutls_hmac_fast(GNUTLS_MAC_SHA256, d->sub_key, sizeof d->sub_key, holder, strlen(holder), mac);
         /* 128 bits are plenty to keep handles apart. */
-        wwsfd_base64url(mac, 16, b64);
+        tokens_b64url_encode(mac, 16, b64);
         snprintf(buf, size, "u-%s", b64);
 }
 

@@ -52,26 +52,6 @@ void log_msg(enum log_level level, const char *fmt, ...) {
         fwrite(line, 1, len, stderr);
 }
 
-/* ---- random handles ---- */
-
-static void base64url(const uint8_t *in, size_t n, char *out) {
-        static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        size_t o = 0;
-        uint32_t acc = 0;
-        int bits = 0;
-        for (size_t i = 0; i < n; i++) {
-                acc = (acc << 8) | in[i];
-                bits += 8;
-                while (bits >= 6) {
-                        bits -= 6;
-                        out[o++] = alphabet[(acc >> bits) & 63];
-                }
-        }
-        if (bits > 0)
-                out[o++] = alphabet[(acc << (6 - bits)) & 63];
-        out[o] = '\0';
-}
-
 /* ---- sessions: an open-addressing hash table that grows as sessions come.
  * A slot is small (the id, the expiry and one allocation holding the strings
  * packed end to end), so a session costs about 200 bytes, not the size of the
@@ -167,7 +147,7 @@ int session_create(struct session_table *t, struct session *s) {
         uint8_t rnd[32];
         if (gnutls_rnd(GNUTLS_RND_KEY, rnd, sizeof rnd) < 0)
                 return -EIO;
-        base64url(rnd, sizeof rnd, s->id);
+        tokens_b64url_encode(rnd, sizeof rnd, s->id);
         const char *parts[] = { s->holder, s->sub, s->pool, s->impu, s->impi };
         size_t len = 0;
         for (size_t i = 0; i < 5; i++)
@@ -401,8 +381,4 @@ uint64_t histogram_bound_us(int i) {
 
 uint64_t wwsfd_now_ms(void) {
         return wwsf_monotonic_ns() / 1000000u;
-}
-
-void wwsfd_base64url(const uint8_t *in, size_t n, char *out) {
-        base64url(in, n, out);
 }

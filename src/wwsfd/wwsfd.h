@@ -114,9 +114,6 @@ void histogram_observe(struct histogram *h, uint64_t us);
 /* Upper bound of bucket i, in microseconds. */
 uint64_t histogram_bound_us(int i);
 
-/* base64url without padding; out holds 4 * ceil(n / 3) + 1 bytes. */
-void wwsfd_base64url(const uint8_t *in, size_t n, char *out);
-
 struct metrics {
         _Atomic uint64_t tokens_anonymous, tokens_login, tokens_refresh;
         _Atomic uint64_t login_success, login_failure;
