@@ -721,7 +721,7 @@ def bench_login(args, daemons):
             with CpuWatch(slapd=ldap) as cw:
                 r["sequence"] = limit("ldap-login", ldap.uri, ldap.bind_dn, ldap.password_file, ldap.base_dn,
                                       "alice", alice_pw, raw_seconds, n,
-                                      label="search + user bind + service bind, %d connections" % n)
+                                      label="search + user bind, %d connections" % n)
             cpu_note("wwsfd's LDAP operations per login, without wwsfd", cw)
             s = daemons.start(None, "full", ldap=ldap_cfg)
             with CpuWatch(s, ldap) as cw:
@@ -748,7 +748,7 @@ def bench_login(args, daemons):
     if bind:
         result("slapd simple binds/s (mean of before and after)", bind, "binds/s")
     if last.get("sequence"):
-        result("slapd: search + user bind + service bind, logins/s", last["sequence"], "logins/s")
+        result("slapd: search + user bind, logins/s", last["sequence"], "logins/s")
     if w:
         result("wwsfd POST /api/v1/login, logins/s", w.rate, "logins/s")
     if w and not w.clean and w.window_rate:

@@ -16,9 +16,9 @@
  *       simple binds as DN, one after the other on one connection per thread.
  *   wwsfd_limits ldap-login URI SERVICE-DN SERVICE-PASSWORD-FILE BASE-DN USER
  *                 PASSWORD-FILE SECONDS THREADS
- *       what wwsfd's LDAP pool does per login, on one connection per thread:
- *       search (uid=USER) bound as the service account, bind as the user's
- *       DN, bind as the service account again.
+ *       what wwsfd's LDAP pool does per login, on two connections per
+ *       thread as it has: search (uid=USER) on the one bound as the service
+ *       account, bind as the user's DN on the other.
  *
  * Each prints one line "limit: {json}" (what, ops, seconds, rate, threads)
  * for the script to read, and exits 1 (FAIL: on stderr) when an operation
@@ -300,7 +300,7 @@ static void *bind_main(void *arg) {
 static void *login_main(void *arg) {
         struct worker *w = arg;
         const struct ldap_ctx *c = w->ctx;
-        LDAP *ld = ldap_open(c->uri);
+        LDAP *ld = ldap_open(c->uri), *user_ld = ldap_open(c->uri);
         char filter[300];
         snprintf(filter, sizeof filter, "(uid=%s)", c->user);
         char *attrs[] = { "imsPublicIdentity", "imsPrivateIdentity", "memberOf", NULL };
@@ -320,8 +320,7 @@ static void *login_main(void *arg) {
                         failed = true;
                         break;
                 }
-                bool ok = simple_bind(ld, dn, c->user_password, "ldap-login") &&
-                          simple_bind(ld, c->dn, c->password, "ldap-login");
+                bool ok = simple_bind(user_ld, dn, c->user_password, "ldap-login");
                 ldap_memfree(dn);
                 if (!ok)
                         break;
@@ -329,6 +328,7 @@ static void *login_main(void *arg) {
         } while (wwsf_monotonic_ns() < w->deadline_ns);
 out:
         ldap_unbind_ext_s(ld, NULL, NULL);
+        ldap_unbind_ext_s(user_ld, NULL, NULL);
         return NULL;
 }
 

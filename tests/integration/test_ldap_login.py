@@ -247,9 +247,16 @@ class Logins(LdapTestCase):
         for i in range(10):
             self.assertStatus(self.p.login(["alice", "bob"][i % 2], ["alice-secret", "bob-secret"][i % 2]), "ok")
         # Alice may only read her own entry: the search for bob after her
-        # login works only if the connection went back to the service
-        # account. And two connections (connections = 2) serve them all.
-        self.assertLessEqual(self.count_in_log(self.ldap, " ACCEPT from ") - accepts, 2)
+        # login works only if searches stay on the service account. And two
+        # workers (connections = 2), each with its search connection and its
+        # users' bind connection, serve them all.
+        self.assertLessEqual(self.count_in_log(self.ldap, " ACCEPT from ") - accepts, 4)
+        # A login is one search and one bind: no rebind as the service
+        # account after each user's bind.
+        binds = self.count_in_log(self.ldap, " method=128")
+        self.assertStatus(self.p.login("alice", "alice-secret"), "ok")
+        self.assertStatus(self.p.login("bob", "bob-secret"), "ok")
+        self.assertEqual(self.count_in_log(self.ldap, " method=128") - binds, 2)
 
     def test_parallel_logins(self):
         a = self.p.login("alice", "alice-secret", count=50)
