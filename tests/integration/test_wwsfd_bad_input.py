@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -66,6 +67,13 @@ def closed_by_peer(sock, wait=0.2):
         return None
     except (ConnectionError, ssl.SSLError, OSError):
         return True
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process, in seconds (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as fp:
+        fields = fp.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Server(f.WwsfdTestCase):
@@ -381,6 +389,36 @@ class SlowClients(Server):
             for s in stalled:
                 s.close()
         self.assertServes(server)
+
+    def test_stalled_handshake_does_not_spin(self):
+        """A client that sends its TLS ClientHello and then nothing costs
+        wwsfd no CPU while it waits (libmicrohttpd's epoll loop spun a core
+        on it). CPU time, not wall time, so a busy machine cannot fail it:
+        spinning for 3 s costs about 3 s, waiting costs next to nothing."""
+        server = self.start(server={"connection_timeout": "30s"})
+        self.assertServes(server)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        socks = []
+        try:
+            for _ in range(2):
+                sock = server.tcp_socket(timeout=10)
+                socks.append(sock)
+                incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+                tls = ctx.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+                with self.assertRaises(ssl.SSLWantReadError):
+                    tls.do_handshake()
+                sock.sendall(outgoing.read())   # the ClientHello, then nothing
+            time.sleep(0.5)
+            before = cpu_seconds(server.pid)
+            time.sleep(3)
+            used = cpu_seconds(server.pid) - before
+            self.assertLess(used, 1.0, "wwsfd used %.2f s of CPU in 3 s with two stalled handshakes" % used)
+            self.assertServes(server)
+        finally:
+            for sock in socks:
+                sock.close()
 
     def open_idle(self, server, n, source, tls_every=2):
         """n idle connections from source: every tls_every-th finishes the TLS
