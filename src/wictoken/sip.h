@@ -71,14 +71,13 @@ struct sip_msg {
  * ends (a bare LF is malformed), a request line "METHOD SP Request-URI SP
  * SIP/2.0", header names as tokens followed by optional WSP and ':', folded
  * continuation lines, no NUL or other control bytes but HTAB in the head, a
- * blank line, and Content-Length present... Content-Length (or l) at most once,
- * a decimal number equal to the bytes after the blank line (with no
- * Content-Length the body must be empty, as over a stream transport it is
- * required). Returns 0, or -1 with *why set to a short static reason
+ * blank line; Content-Length (or l) at most once, a decimal number equal to
+ * the bytes after the blank line (with no Content-Length the body must be
+ * empty: over a stream transport it is required). Returns 0, or -1 with *why set to a short static reason
  * ("bare LF", "Content-Length does not match the body"...). */
 int sip_parse(const char *buf, size_t len, struct sip_msg *m, const char **why);
 
-/* The index of the first header with that id after index `from`
+/* The index of the first header with that id at or after index `from`
  * (0 to start), or -1. */
 int sip_find(const struct sip_msg *m, enum sip_hdr id, int from);
 

@@ -382,7 +382,10 @@ static int rebuild_keys(struct wictoken_ctx *ctx) {
         return (int) n;
 fail:
         wt_keys_free(keys, n);
-        logf_(ctx, WICTOKEN_LOG_ERR, "keys not loaded, the previous ones stay: %s", ctx->detail);
+        if (ctx->keys)
+                logf_(ctx, WICTOKEN_LOG_ERR, "keys not reloaded, the previous ones stay: %s", ctx->detail);
+        else
+                logf_(ctx, WICTOKEN_LOG_ERR, "keys not loaded: %s", ctx->detail);
         return r;
 }
 
@@ -693,8 +696,10 @@ static int rebuild_message(const struct sip_msg *m, bool (*drop)(const struct si
         }
         memcpy(o, from, (size_t) (m->head.s + m->head.len - from));
         o += m->head.s + m->head.len - from;
-        memcpy(o, extra, extra_len);
-        o += extra_len;
+        if (extra_len) {
+                memcpy(o, extra, extra_len);
+                o += extra_len;
+        }
         memcpy(o, "\r\n", 2);
         o += 2;
         memcpy(o, m->body.s, m->body.len);

@@ -1,0 +1,386 @@
+#!/usr/bin/python3
+"""The eP-CSCF and S-CSCF of pool-config/kamailio/ in real Kamailio 5.6
+processes, with libwictoken checking tokens through wictoken.so (KEMI Lua):
+
+- a WIC with an allowed Origin registers over WSS and over WS with a valid
+  token and gets 200 OK from the S-CSCF, which holds the IMPU with the
+  eP-CSCF's Path (and the WIC's flow in its received parameter);
+- a foreign or missing Origin is refused at the handshake (403), a handshake
+  that does not offer the subprotocol sip gets 400;
+- a forged token (one signature bit flipped), an expired one, a missing one
+  get 401 (error="invalid_token" when a token was given) and never reach
+  the S-CSCF; a token for another IMPU gets 403;
+- REGISTER sent straight to the S-CSCF, even with the TNA header, gets 403;
+- requests for a registered IMPU come back down the WIC's WebSocket, from
+  the S-CSCF only; the WIC's own requests lose their Bearer Authorization on the way; a
+  connection that has not registered may send nothing else;
+- a token is refused on a second connection (token binding);
+- a key added to the JWKS file is picked up without a restart; without its
+  JWKS file the eP-CSCF does not start.
+
+Exit 77 (skipped) without the kamailio packages."""
+
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kamailio_fixture as f  # noqa: E402
+
+JWKS_RELOAD = 1     # seconds between the eP-CSCF's JWKS re-reads in this test
+
+
+def impu(name):
+    return "sip:%s-%s@%s" % (name, f.random_token(6), f.DOMAIN)
+
+
+class EdgeAndCore(f.KamailioTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        tmp = cls.make_tmp()
+        try:
+            cls.key = f.SigningKey(tmp)
+            cls.jwks_path = f.write_jwks(os.path.join(tmp, "jwks.json"), [cls.key])
+            cls.tls_cert, cls.tls_key = f.make_tls_cert(tmp)
+            cls.sip_port, cls.core_port, cls.ws_port, cls.wss_port = f.free_ports(4)
+            cls.scscf = f.Kamailio(
+                "scscf", os.path.join(tmp, "scscf"), os.path.join(f.CONFIG_DIR, "scscf.cfg"),
+                ["SIP_PORT=%d" % cls.sip_port, "EPCSCF_IP=127.0.0.1", "EPCSCF_PORT=%d" % cls.core_port],
+                udp_ports=[cls.sip_port])
+            cls.servers.append(cls.scscf)
+            cls.epcscf = cls.make_epcscf("epcscf", cls.ws_port, cls.wss_port, cls.core_port, cls.jwks_path)
+            cls.servers.append(cls.epcscf)
+            cls.scscf.start()
+            cls.epcscf.start()
+        except BaseException:
+            cls.failed = True
+            cls.stop_servers()
+            raise
+
+    @classmethod
+    def make_epcscf(cls, name, ws_port, wss_port, core_port, jwks_path):
+        return f.Kamailio(
+            name, os.path.join(cls.tmp, name), os.path.join(f.CONFIG_DIR, "epcscf.cfg"),
+            ["WITH_WS", "WS_PORT=%d" % ws_port, "WSS_PORT=%d" % wss_port,
+             "CORE_PORT=%d" % core_port, 'TLS_CERT="%s"' % cls.tls_cert, 'TLS_KEY="%s"' % cls.tls_key,
+             'LUA_SCRIPT="%s"' % os.path.join(f.CONFIG_DIR, "epcscf.lua")],
+            env={"LUA_CPATH": os.path.join(f.WICTOKEN_LUA_DIR, "?.so") + ";;",
+                 "EPCSCF_SCSCF_URI": "sip:127.0.0.1:%d" % cls.sip_port,
+                 "EPCSCF_JWKS_FILE": jwks_path,
+                 "EPCSCF_JWKS_RELOAD": str(JWKS_RELOAD),
+                 "EPCSCF_WWSF_ISSUER": f.ISSUER,
+                 "EPCSCF_TOKEN_AUDIENCE": f.AUDIENCE,
+                 "EPCSCF_IMS_REALM": f.DOMAIN,
+                 "EPCSCF_ALLOWED_ORIGINS": "%s https://portal.example.org" % f.ALLOWED_ORIGIN},
+            udp_ports=[core_port], tcp_ports=[ws_port, wss_port])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stop_servers()
+
+    def setUp(self):
+        self.mark = "test %s" % self.id()
+
+    # -- helpers --
+
+    def wic(self, tls=True, origin=f.ALLOWED_ORIGIN):
+        if tls:
+            ws = f.WebSocket.connect(self.wss_port, tls_ca=self.tls_cert, origin=origin)
+        else:
+            ws = f.WebSocket.connect(self.ws_port, origin=origin)
+        c = f.WicClient(ws)
+        self.addCleanup(c.close)
+        return c
+
+    def token(self, user_impu, **claims):
+        return self.key.sign(f.claims_for(user_impu, **claims))
+
+    def register(self, client, user_impu, token, **kw):
+        return client.transaction(f.register_request(user_impu, token, **kw))
+
+    def registered_contacts(self, user_impu):
+        """The S-CSCF's usrloc record of an IMPU (kamcmd text), or None."""
+        # usrloc keys records by user@domain (use_domain), without the scheme.
+        out = self.scscf.kamcmd("ul.lookup", "location", user_impu.split(":", 1)[1], check=False)
+        if "AOR not found" in out or out.startswith("error"):
+            return None
+        return out
+
+    def core_log(self):
+        return self.scscf.log_since(self.mark)
+
+    def assertRefusedHandshake(self, status, **kw):
+        with self.assertRaises(f.HandshakeRefused) as cm:
+            f.WebSocket.connect(self.wss_port, tls_ca=self.tls_cert, **kw)
+        self.assertEqual(cm.exception.status, status, "handshake %r" % (kw,))
+        return cm.exception
+
+    def assertStatus(self, response, status):
+        self.assertEqual(response.status, status, "expected %d, got:\n%s" % (status, response))
+
+    def assertNeverReachedCore(self, call_id, user_impu):
+        self.assertNotIn(call_id, self.core_log(), "the REGISTER reached the S-CSCF")
+        self.assertIsNone(self.registered_contacts(user_impu), "%s is registered" % user_impu)
+
+    # -- (a) registration through the eP-CSCF --
+
+    def test_register_over_wss_reaches_the_core(self):
+        who = impu("wss")
+        c = self.wic(tls=True)
+        call_id = f.random_token(20)
+        r = self.register(c, who, self.token(who), call_id=call_id)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.call_id, call_id)
+        # The S-CSCF saw the REGISTER (with TNA, without the token) and holds
+        # the IMPU with the eP-CSCF's Path, which names the WIC's flow.
+        log = self.core_log()
+        self.assertIn("scscf: REGISTER sip:%s to %s" % (f.DOMAIN, who), log)
+        self.assertIn("scscf: registered %s" % who, log)
+        self.assertNotIn("Bearer", log)
+        record = self.registered_contacts(who)
+        self.assertIsNotNone(record, "%s not in the S-CSCF's usrloc" % who)
+        self.assertIn("127.0.0.1:%d;lr;received=" % self.core_port, record)
+        # The Path comes back in the 200 OK (the WIC said Supported: path).
+        paths = r.header_all("Path")
+        self.assertTrue(paths and "received=" in paths[0], str(r))
+
+    def test_register_over_ws(self):
+        who = impu("ws")
+        c = self.wic(tls=False)
+        self.assertStatus(self.register(c, who, self.token(who)), 200)
+        self.assertIsNotNone(self.registered_contacts(who))
+
+    def test_refresh_and_deregistration(self):
+        who = impu("refresh")
+        c = self.wic()
+        call_id, contact = f.random_token(20), f.wic_contact()
+        self.assertStatus(self.register(c, who, self.token(who), call_id=call_id, contact=contact), 200)
+        # A re-REGISTER carries a fresh token (DESIGN.md section 3).
+        self.assertStatus(self.register(c, who, self.token(who), call_id=call_id, cseq=2, contact=contact), 200)
+        self.assertIn(contact[0], self.registered_contacts(who))
+        r = self.register(c, who, self.token(who), call_id=call_id, cseq=3, expires=0, contact=contact)
+        self.assertStatus(r, 200)
+        f.wait_until(lambda: self.registered_contacts(who) is None, 10, "%s to be gone from usrloc" % who)
+
+    # -- (b) the WebSocket handshake --
+
+    def test_foreign_origin_refused_at_handshake(self):
+        for origin in ("https://evil.example.net", "https://wwsf.example.com.evil.net", "null",
+                       "http://wwsf.example.com"):
+            with self.subTest(origin=origin):
+                e = self.assertRefusedHandshake(403, origin=origin)
+                self.assertIsNone(e.header("Sec-WebSocket-Accept"))
+        self.assertRefusedHandshake(403, origin=None)
+        # Every allowed Origin is accepted, the second of the list too.
+        f.WebSocket.connect(self.wss_port, tls_ca=self.tls_cert, origin="https://portal.example.org").close()
+
+    def test_subprotocol_sip_required(self):
+        for protocols in (None, "msrp", "sipx", "xsip, msrp"):
+            with self.subTest(protocols=protocols):
+                e = self.assertRefusedHandshake(400, protocols=protocols)
+                self.assertEqual(e.header("Sec-WebSocket-Protocol"), "sip")
+        f.WebSocket.connect(self.wss_port, tls_ca=self.tls_cert, protocols="msrp, SIP").close()
+
+    def test_plain_http_is_not_served(self):
+        with socket.create_connection(("127.0.0.1", self.ws_port), timeout=f.SIP_TIMEOUT) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nOrigin: %s\r\n\r\n" % f.ALLOWED_ORIGIN.encode())
+            ws = f.WebSocket(s)
+            status, _, _, _ = ws._read_http_response()
+        self.assertEqual(status, 404)
+
+    # -- (c) tokens refused at the edge --
+
+    def test_forged_token_gets_401_and_never_reaches_the_core(self):
+        who = impu("forged")
+        c = self.wic()
+        call_id = f.random_token(20)
+        r = self.register(c, who, f.flip_signature_bit(self.token(who)), call_id=call_id)
+        self.assertStatus(r, 401)
+        www = r.header("WWW-Authenticate") or ""
+        self.assertTrue(www.startswith("Bearer "), str(r))
+        self.assertIn('error="invalid_token"', www)
+        self.assertIn('realm="%s"' % f.DOMAIN, www)
+        self.assertNeverReachedCore(call_id, who)
+
+    def test_missing_token_gets_a_challenge(self):
+        who = impu("no-token")
+        c = self.wic()
+        call_id = f.random_token(20)
+        r = self.register(c, who, None, call_id=call_id)
+        self.assertStatus(r, 401)
+        www = r.header("WWW-Authenticate") or ""
+        self.assertTrue(www.startswith("Bearer "), str(r))
+        self.assertIn('realm="%s"' % f.DOMAIN, www)
+        self.assertNotIn("error=", www)
+        self.assertNeverReachedCore(call_id, who)
+
+    def test_expired_token_gets_401(self):
+        who = impu("expired")
+        c = self.wic()
+        call_id = f.random_token(20)
+        past = int(time.time()) - 3600
+        r = self.register(c, who, self.token(who, now=past), call_id=call_id)
+        self.assertStatus(r, 401)
+        self.assertIn('error="invalid_token"', r.header("WWW-Authenticate") or "")
+        self.assertNeverReachedCore(call_id, who)
+
+    def test_token_of_another_impu_gets_403(self):
+        who, other = impu("owner"), impu("other")
+        c = self.wic()
+        call_id = f.random_token(20)
+        r = self.register(c, other, self.token(who), call_id=call_id)
+        self.assertStatus(r, 403)
+        self.assertNeverReachedCore(call_id, other)
+
+    def test_token_refused_on_a_second_connection(self):
+        who = impu("bound")
+        token = self.token(who)
+        self.assertStatus(self.register(self.wic(), who, token), 200)
+        call_id = f.random_token(20)
+        r = self.register(self.wic(), who, token, call_id=call_id)
+        self.assertStatus(r, 401)
+        self.assertIn('error="invalid_token"', r.header("WWW-Authenticate") or "")
+        self.assertNotIn(call_id, self.core_log())
+
+    def test_new_key_in_jwks_is_picked_up(self):
+        new_key = f.SigningKey(self.tmp)
+        who = impu("rotated")
+        c = self.wic()
+        r = self.register(c, who, new_key.sign(f.claims_for(who)))
+        self.assertStatus(r, 401)
+        tmp_path = self.jwks_path + ".new"
+        f.write_jwks(tmp_path, [self.key, new_key])
+        os.replace(tmp_path, self.jwks_path)
+        # Each worker re-reads the file on its first REGISTER JWKS_RELOAD
+        # seconds after the last; a few attempts reach every worker.
+        f.wait_until(lambda: self.register(c, who, new_key.sign(f.claims_for(who))).status == 200,
+                     JWKS_RELOAD * 10 + 20, "a token of the new key to be accepted", interval=JWKS_RELOAD / 2)
+
+    def test_edge_without_its_jwks_does_not_start(self):
+        missing = os.path.join(self.tmp, "no-such-jwks.json")
+        broken = self.make_epcscf("epcscf-no-jwks", *f.free_ports(3), jwks_path=missing)
+        self.addCleanup(broken.stop)
+        rc = broken.start(wait=False).wait_exit()
+        self.assertNotEqual(rc, 0)
+        self.assertIn("issuer %s: cannot read a file: %s" % (f.ISSUER, missing), broken.log_text())
+
+    # -- (d) the S-CSCF takes registrations from the eP-CSCF only --
+
+    def test_register_straight_to_the_core_is_refused(self):
+        who = impu("direct")
+        peer = f.UdpSip()
+        self.addCleanup(peer.close)
+        tna = ('Digest username="%s", realm="%s", uri="sip:%s", nonce="", response="", '
+               'integrity-protected="auth-done"' % (who.split(":", 1)[1], f.DOMAIN, f.DOMAIN))
+        for auth in (tna, "Bearer " + self.token(who), None):
+            with self.subTest(authorization=(auth or "none")[:20]):
+                req = f.register_request(who, via=peer.via, authorization=auth)
+                self.assertStatus(peer.transaction(req, self.sip_port), 403)
+        self.assertIsNone(self.registered_contacts(who))
+        self.assertIn("not the eP-CSCF", self.core_log())
+
+    def test_core_wants_tna_even_from_the_edge_address(self):
+        """A second S-CSCF that trusts this test's socket as its eP-CSCF:
+        the address alone is not enough."""
+        edge = f.UdpSip()
+        self.addCleanup(edge.close)
+        port = f.free_ports(1)[0]
+        core = f.Kamailio("scscf-2", os.path.join(self.tmp, "scscf-2"), os.path.join(f.CONFIG_DIR, "scscf.cfg"),
+                          ["SIP_PORT=%d" % port, "EPCSCF_IP=127.0.0.1", "EPCSCF_PORT=%d" % edge.port],
+                          udp_ports=[port])
+        self.addCleanup(core.stop)
+        core.start()
+        who = impu("tna")
+        tna = ('Digest username="%s", realm="%s", uri="sip:%s", nonce="", response="", '
+               'integrity-protected="auth-done"' % (who.split(":", 1)[1], f.DOMAIN, f.DOMAIN))
+        for auth, status in ((None, 403), ("Bearer " + self.token(who), 403),
+                             (tna.replace("auth-done", "tls-yes"), 403), (tna, 200)):
+            with self.subTest(authorization=auth):
+                req = f.register_request(who, via=edge.via, authorization=auth)
+                self.assertStatus(edge.transaction(req, port), status)
+        self.assertIn("Bearer credentials reached the core", core.log_text())
+
+    def test_register_to_the_core_side_of_the_edge_is_refused(self):
+        who = impu("core-side")
+        peer = f.UdpSip()
+        self.addCleanup(peer.close)
+        req = f.register_request(who, self.token(who), via=peer.via)
+        self.assertStatus(peer.transaction(req, self.core_port), 403)
+        self.assertIsNone(self.registered_contacts(who))
+
+    # -- after registration: the WIC's flow --
+
+    def registered_wic(self, name, tls=True):
+        who = impu(name)
+        c = self.wic(tls=tls)
+        self.assertStatus(self.register(c, who, self.token(who)), 200)
+        return c, who
+
+    def test_requests_for_a_registered_impu_come_down_its_websocket(self):
+        c, who = self.registered_wic("callee")
+        peer = f.UdpSip()
+        self.addCleanup(peer.close)
+        msg = f.request("MESSAGE", who, "sip:peer@%s" % f.DOMAIN, who, peer.via, body="hello")
+        peer.send(msg, self.sip_port)
+        got = c.receive()
+        self.assertEqual(got.method, "MESSAGE", str(got))
+        self.assertEqual(got.body, "hello")
+        c.send(f.response_to(got, 200, "OK"))
+        answer = peer.receive()
+        self.assertStatus(answer, 200)
+
+    def test_only_the_core_reaches_the_wics(self):
+        c, who = self.registered_wic("guarded")
+        record = self.registered_contacts(who)
+        path = record.split("Path: ", 1)[1].splitlines()[0].strip()
+        # What the S-CSCF would send, from another address than the S-CSCF's.
+        stranger = f.UdpSip(host="127.0.0.2")
+        self.addCleanup(stranger.close)
+        msg = f.request("MESSAGE", who, "sip:peer@%s" % f.DOMAIN, who, stranger.via, body="spoofed",
+                        extra=["Route: " + path])
+        self.assertStatus(stranger.transaction(msg, self.core_port), 403)
+        with self.assertRaises(socket.timeout):
+            c.receive(0.5)
+
+    def test_unregistered_impu_gets_480(self):
+        peer = f.UdpSip()
+        self.addCleanup(peer.close)
+        who = impu("nobody")
+        r = peer.transaction(f.request("MESSAGE", who, "sip:peer@%s" % f.DOMAIN, who, peer.via, body="x"),
+                             self.sip_port)
+        self.assertStatus(r, 480)
+
+    def test_wic_requests_lose_their_bearer(self):
+        c, who = self.registered_wic("sender", tls=False)
+        token = self.token(who)
+        # A MESSAGE to itself: through the eP-CSCF, the S-CSCF and back.
+        msg = f.request("MESSAGE", who, who, who, "SIP/2.0/WS %s.invalid" % f.random_token(8), body="loop",
+                        extra=["Authorization: Bearer " + token])
+        c.send(msg)
+        got = None
+        while got is None or got.method != "MESSAGE":
+            got = c.receive()
+        self.assertEqual(got.body, "loop")
+        self.assertNotIn(token, got.text)
+        self.assertEqual([a for a in got.header_all("Authorization") if a.lower().startswith("bearer")], [])
+        c.send(f.response_to(got, 200, "OK"))
+        final = None
+        while final is None or final.status is None or final.status < 200:
+            final = c.receive()
+        self.assertStatus(final, 200)
+
+    def test_unregistered_connection_may_send_nothing_else(self):
+        c = self.wic()
+        who = impu("stranger")
+        call_id = f.random_token(20)
+        r = c.transaction(f.request("MESSAGE", "sip:someone@%s" % f.DOMAIN, who, "sip:someone@%s" % f.DOMAIN,
+                                    "SIP/2.0/WSS %s.invalid" % f.random_token(8), call_id=call_id, body="x",
+                                    extra=["Authorization: Bearer " + self.token(who)]))
+        self.assertStatus(r, 403)
+        self.assertNotIn(call_id, self.core_log())
+
+
+if __name__ == "__main__":
+    f.main()
