@@ -252,8 +252,12 @@ static void handle_key(struct parse_state *st, const char *section, const char *
         else if (KEY("tokens", "wwsf_id"))
                 set_string(&cfg->wwsf_id, value);
         else if (KEY("epcscf", "uri")) {
-                if (strncmp(value, "wss://", 6) != 0 || strlen(value) <= 6)
+                /* Its origin goes into the pages' Content-Security-Policy:
+                 * nothing there may end or split a directive. */
+                if (strncmp(value, "wss://", 6) != 0 || strlen(value) <= 6 || strcspn(value + 6, "/?#") == 0)
                         add_error(cfg, line, "uri: expected a wss:// URI (the WIC connects over secure WebSocket)");
+                else if (strpbrk(value, " \t;,'\"\\"))
+                        add_error(cfg, line, "uri: spaces, quotes, ';' and ',' are not allowed in the URI");
                 else
                         set_string(&cfg->epcscf_uri, value);
         } else if (KEY("session", "ttl"))

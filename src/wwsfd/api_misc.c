@@ -241,7 +241,7 @@ enum MHD_Result api_static(struct request *r, const char *url) {
          * rest may be cached for an hour. */
         bool html = strncmp(type, "text/html", 9) == 0;
         MHD_add_response_header(resp, "Cache-Control", html ? "no-cache" : "public, max-age=3600");
-        add_security_headers(resp, html);
+        add_security_headers(r->d, resp, html);
         enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
         MHD_destroy_response(resp);
         return ret;

@@ -167,6 +167,8 @@ int wwsfd_start(struct daemon_config *cfg, const struct wwsf_clock *clock, struc
                 log_error("TLS: %s", err);
                 return -EINVAL;
         }
+        if ((r = page_csp_make(cfg->epcscf_uri, &d->page_csp)) < 0)
+                return r;
         d->web_root_fd = open(cfg->web_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (d->web_root_fd < 0) {
                 log_error("web_root %s: %s", cfg->web_root, strerror(errno));
@@ -338,6 +340,7 @@ void wwsfd_stop(struct wwsfd *d) {
                 explicit_bzero(d->tls_key_pem, strlen(d->tls_key_pem));
         free(d->tls_key_pem);
         free(d->tls_cert_pem);
+        free(d->page_csp);
         explicit_bzero(d->sub_key, sizeof d->sub_key);
         pthread_rwlock_destroy(&d->keyring_lock);
         pthread_mutex_destroy(&d->store_lock);

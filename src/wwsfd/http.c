@@ -43,17 +43,30 @@ static const struct route *find_route(const char *method, const char *url, const
         return *ret_allow ? NULL : prefix;
 }
 
-void add_security_headers(struct MHD_Response *resp, bool html) {
+int page_csp_make(const char *epcscf_uri, char **ret) {
+        /* The eP-CSCF's origin: wss://host[:port], without path or query
+         * (the configuration checked that it has a host and nothing that
+         * could end a directive). */
+        size_t authority = strcspn(epcscf_uri + 6, "/?#");
+        if (asprintf(ret,
+                     "default-src 'self'; connect-src 'self' %.*s; media-src 'self' blob:; "
+                     "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                     "frame-ancestors 'none'; form-action 'self'",
+                     (int) (6 + authority), epcscf_uri) < 0) {
+                *ret = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+void add_security_headers(struct wwsfd *d, struct MHD_Response *resp, bool html) {
         MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
         MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
         MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
         if (html) {
                 /* The WIC loads its own script and talks to this origin (API)
-                 * and to the eP-CSCF (wss:); nothing may frame it. */
-                MHD_add_response_header(resp, "Content-Security-Policy",
-                                        "default-src 'self'; connect-src 'self' wss:; media-src 'self' blob:; "
-                                        "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                                        "frame-ancestors 'none'; form-action 'self'");
+                 * and to the configured eP-CSCF only; nothing may frame it. */
+                MHD_add_response_header(resp, "Content-Security-Policy", d->page_csp);
                 MHD_add_response_header(resp, "X-Frame-Options", "DENY");
         } else
                 MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
@@ -80,7 +93,7 @@ static struct MHD_Response *json_response(struct request *r, unsigned status, js
         }
         MHD_add_response_header(resp, "Content-Type", "application/json");
         MHD_add_response_header(resp, "Cache-Control", "no-store");
-        add_security_headers(resp, false);
+        add_security_headers(r->d, resp, false);
         if (r->retry_after > 0) {
                 char buf[24];
                 snprintf(buf, sizeof buf, "%d", r->retry_after);
@@ -108,7 +121,7 @@ enum MHD_Result reply_response(struct request *r, unsigned status, struct MHD_Re
                 return MHD_NO;
         MHD_add_response_header(resp, "Content-Type", type);
         MHD_add_response_header(resp, "Cache-Control", cache_control);
-        add_security_headers(resp, false);
+        add_security_headers(r->d, resp, false);
         count_status(r->d, status);
         return queue(r, status, resp);
 }

@@ -150,6 +150,7 @@ struct wwsfd {
         _Atomic bool stopping;
         int web_root_fd;
         uint8_t sub_key[32];            /* turns holders into opaque `sub` handles */
+        char *page_csp;                 /* the pages' Content-Security-Policy */
 };
 
 /* ---- requests --------------------------------------------------------- */
@@ -195,7 +196,10 @@ enum MHD_Result reply_error(struct request *r, unsigned status, const char *code
 enum MHD_Result reply_response(struct request *r, unsigned status, struct MHD_Response *resp, const char *type,
                                const char *cache_control);
 /* Adds the headers every response carries. */
-void add_security_headers(struct MHD_Response *resp, bool html);
+void add_security_headers(struct wwsfd *d, struct MHD_Response *resp, bool html);
+/* The pages' Content-Security-Policy for the eP-CSCF at epcscf_uri (a
+ * checked wss:// URI), in *ret (the caller frees it). */
+int page_csp_make(const char *epcscf_uri, char **ret);
 
 /* From a job: the reply for a suspended request, then resume it. */
 void request_finish_json(struct request *r, unsigned status, json_t *body);

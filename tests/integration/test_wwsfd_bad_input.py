@@ -342,6 +342,28 @@ class Static(Server):
             with self.subTest(if_none_match=inm):
                 self.assertStatus(server.get("/app.js", headers={"If-None-Match": inm}), 304)
 
+    def test_epcscf_uri_cannot_bend_the_csp(self):
+        """The eP-CSCF's origin goes into the pages' Content-Security-Policy:
+        wwsfctl config check refuses a uri that could add a directive."""
+        root = os.environ["WWSF_SOURCE_ROOT"]
+        with open(os.path.join(root, "pool-config", "wwsfd.ini")) as fp:
+            example = fp.read()
+        self.assertIn("\nuri = wss://localhost:8444/\n", example)
+        for uri, ok in (("wss://epcscf.example.net:8444/ws", True), ("wss://x;script-src *", False),
+                        ("wss://x 'unsafe-inline'", False), ("wss:///path", False), ("ws://x", False)):
+            with self.subTest(uri=uri):
+                path = os.path.join(root, "pool-config", ".test-%d-wwsfd.ini" % os.getpid())
+                with open(path, "w") as fp:
+                    fp.write(example.replace("\nuri = wss://localhost:8444/\n", "\nuri = %s\n" % uri))
+                try:
+                    p = subprocess.run([os.environ["WWSFCTL"], "config", "check", path], stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, encoding="utf-8", timeout=60)
+                finally:
+                    os.unlink(path)
+                self.assertEqual(p.returncode, 0 if ok else 1, p.stderr)
+                if not ok:
+                    self.assertIn("uri:", p.stderr)
+
     def test_security_headers(self):
         server = self.start()
         r = self.assertStatus(server.get("/"), 200)
@@ -349,6 +371,9 @@ class Static(Server):
         csp = r.header("Content-Security-Policy") or ""
         self.assertIn("frame-ancestors 'none'", csp)
         self.assertIn("default-src", csp)
+        # The page may open a WebSocket to the configured eP-CSCF only.
+        self.assertIn("connect-src 'self' wss://epcscf.example.net:8444;", csp)
+        self.assertNotIn("wss: ", csp)
         self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
         # On everything else too.
         for r in (server.get("/app.js"), server.get("/nope"), server.get("/.well-known/jwks.json"),
