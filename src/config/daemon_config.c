@@ -262,6 +262,8 @@ static void handle_key(struct parse_state *st, const char *section, const char *
                         set_string(&cfg->epcscf_uri, value);
         } else if (KEY("session", "ttl"))
                 DURATION(session_ttl, 60);
+        else if (KEY("session", "max_sessions"))
+                INTEGER(max_sessions, 1, 16777216);
         else if (KEY("anonymous", "enabled"))
                 BOOLEAN(anonymous_enabled);
         else if (KEY("anonymous", "hook")) {
@@ -378,6 +380,7 @@ static void set_defaults(struct daemon_config *cfg) {
         cfg->keys_dir = xstrdup("/var/lib/wwsf/keys");
         cfg->token_ttl = 300;
         cfg->session_ttl = 8 * 3600;
+        cfg->max_sessions = 1 << 20;
         cfg->anonymous_enabled = true;
         cfg->hook_helpers = 4;
         cfg->hook_timeout_ms = 2000;

@@ -49,6 +49,7 @@ struct daemon_config {
 
         /* [session] */
         int64_t session_ttl;
+        int64_t max_sessions;           /* [session] max_sessions */
 
         /* [anonymous] */
         bool anonymous_enabled;

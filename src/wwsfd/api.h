@@ -16,6 +16,12 @@ struct admission {
 json_t *admission_parse_body(struct request *r, size_t flags, enum MHD_Result *ret_result);
 /* Whether key is over per_minute for kind; sets Retry-After when it is. */
 bool admission_throttled(struct request *r, const char *kind, const char *key, int per_minute);
+
+/* The session table is full ([session] max_sessions): 503 before anything is
+ * leased or signed. Sessions expire, so the client may retry in a minute. */
+#define TOO_MANY_SESSIONS_RETRY 60
+#define TOO_MANY_SESSIONS_DETAIL "the server has too many sessions open; try again later"
+enum MHD_Result reply_too_many_sessions(struct request *r);
 /* From a worker: sign a token for a->session and answer 200 with it. */
 void admission_finish_with_token(struct worker *w, struct admission *a, int64_t lease_expires_at, bool new_session);
 /* After the job's batch: the token if the lease is durable, else 503; frees a.

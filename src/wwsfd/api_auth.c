@@ -85,10 +85,12 @@ void admission_finish_with_token(struct worker *w, struct admission *a, int64_t 
         if (new_session) {
                 s->expires_at = now + d->cfg->session_ttl;
                 if (session_create(d->sessions, s) < 0) {
+                        /* Only in the race past the check at the start (or
+                         * out of memory): the lease stays until its TTL. */
                         free(token);
                         free(jti);
-                        r->retry_after = 60;
-                        request_finish_error(r, 503, "too_many_sessions", "the server has too many sessions open");
+                        r->retry_after = TOO_MANY_SESSIONS_RETRY;
+                        request_finish_error(r, 503, "too_many_sessions", TOO_MANY_SESSIONS_DETAIL);
                         return;
                 }
                 snprintf(r->set_cookie, sizeof r->set_cookie,
@@ -218,6 +220,11 @@ static int random_handle(const char *prefix, char *buf, size_t size) {
         return 0;
 }
 
+enum MHD_Result reply_too_many_sessions(struct request *r) {
+        r->retry_after = TOO_MANY_SESSIONS_RETRY;
+        return reply_error(r, 503, "too_many_sessions", TOO_MANY_SESSIONS_DETAIL);
+}
+
 enum MHD_Result api_anonymous(struct request *r, const char *url) {
         struct wwsfd *d = r->d;
         (void) url;
@@ -225,6 +232,8 @@ enum MHD_Result api_anonymous(struct request *r, const char *url) {
                 return reply_error(r, 404, "not_found", "anonymous admission is not offered here");
         if (admission_throttled(r, "anonymous-ip", r->client_addr, d->cfg->anonymous_per_ip_per_minute))
                 return reply_error(r, 429, "too_many_requests", "too many attempts from your address; wait a little");
+        if (session_table_full(d->sessions))
+                return reply_too_many_sessions(r);
         enum MHD_Result res;
         json_t *body = admission_parse_body(r, 0, &res);
         if (!body)

@@ -110,6 +110,8 @@ enum MHD_Result api_login(struct request *r, const char *url) {
                 return reply_error(r, 404, "not_found", "password login is not offered here");
         if (admission_throttled(r, "login-ip", r->client_addr, d->cfg->login_per_ip_per_minute))
                 return reply_error(r, 429, "too_many_requests", "too many login attempts from your address");
+        if (session_table_full(d->sessions))
+                return reply_too_many_sessions(r);
         enum MHD_Result res;
         /* NUL is allowed in, so that a username carrying one is refused like
          * any wrong login instead of being cut short. */

@@ -189,7 +189,7 @@ int wwsfd_start(struct daemon_config *cfg, const struct wwsf_clock *clock, struc
                 return r;
         if ((r = load_keyring(d)) < 0 || (r = load_sub_key(d)) < 0)
                 return r;
-        if ((r = session_table_new(&d->sessions)) < 0 || (r = throttle_new(&d->throttle)) < 0)
+        if ((r = session_table_new((size_t) cfg->max_sessions, &d->sessions)) < 0 || (r = throttle_new(&d->throttle)) < 0)
                 return r;
         if ((r = job_queue_new(d, cfg->threads, &d->jobs)) < 0)
                 return r;

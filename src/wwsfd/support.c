@@ -57,9 +57,6 @@ void log_msg(enum log_level level, const char *fmt, ...) {
  * packed end to end), so a session costs about 200 bytes, not the size of the
  * fixed buffers of struct session. ---- */
 
-/* Sessions the daemon keeps at once (about 200 MB at the limit); past it new
- * ones are refused until old ones expire. */
-#define SESSIONS_MAX (1u << 20)
 #define SESSION_SLOTS_MIN 1024u
 
 struct session_slot {
@@ -75,12 +72,14 @@ struct session_table {
         size_t n_slots;                 /* a power of two */
         size_t used;                    /* live and deleted slots */
         size_t live;
+        size_t max;                     /* live sessions at most ([session] max_sessions) */
 };
 
-int session_table_new(struct session_table **ret) {
+int session_table_new(size_t max, struct session_table **ret) {
         struct session_table *t = calloc(1, sizeof *t);
         if (!t)
                 return -ENOMEM;
+        t->max = max;
         t->slots = calloc(SESSION_SLOTS_MIN, sizeof *t->slots);
         if (!t->slots) {
                 free(t);
@@ -143,6 +142,13 @@ static int rehash_locked(struct session_table *t, size_t n) {
         return 0;
 }
 
+bool session_table_full(struct session_table *t) {
+        pthread_mutex_lock(&t->lock);
+        bool full = t->live >= t->max;
+        pthread_mutex_unlock(&t->lock);
+        return full;
+}
+
 int session_create(struct session_table *t, struct session *s) {
         uint8_t rnd[32];
         if (gnutls_rnd(GNUTLS_RND_KEY, rnd, sizeof rnd) < 0)
@@ -162,7 +168,7 @@ int session_create(struct session_table *t, struct session *s) {
         }
         pthread_mutex_lock(&t->lock);
         int r = 0;
-        if (t->live >= SESSIONS_MAX)
+        if (t->live >= t->max)
                 r = -ENOSPC;
         else if ((t->used + 1) * 4 > t->n_slots * 3)
                 /* Past 3/4 full: twice the size, or the same size when it is

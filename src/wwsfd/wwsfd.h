@@ -81,8 +81,13 @@ struct session {
 };
 
 struct session_table;
-int session_table_new(struct session_table **ret);
+/* A table of at most max live sessions. */
+int session_table_new(size_t max, struct session_table **ret);
 void session_table_free(struct session_table *t);
+/* Whether a new session would be refused now: checked before an admission
+ * takes a lease, so that a full table does not cost leases and signatures
+ * (session_create() still refuses in the rare race past the check). */
+bool session_table_full(struct session_table *t);
 /* Fills s->id with a fresh random id and stores a copy. */
 int session_create(struct session_table *t, struct session *s);
 /* Copies the live session into *ret; false if unknown or expired. */

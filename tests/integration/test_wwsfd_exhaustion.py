@@ -3,7 +3,8 @@
 with Retry-After and error "pool_exhausted", nothing is leased twice, and
 the rest of the server (JWKS, healthz, metrics, static files, refresh of
 those who hold an IMPU) keeps working; a released IMPU stays held for its
-quarantine."""
+quarantine. A full session table ([session] max_sessions) is answered 503
+too_many_sessions before anything is leased or signed."""
 
 import os
 import re
@@ -71,6 +72,26 @@ class Exhaustion(f.WwsfdTestCase):
         r = server.anonymous()
         self.assertStatus(r, 503, "pool_exhausted")
         self.assertTrue(1 <= r.retry_after() <= QUARANTINE + 5, r.header("Retry-After"))
+        self.assertServes(server)
+
+    def test_session_table_full(self):
+        server = self.start_server(pools=f.anonymous_pool(size=10), config={"session": {"max_sessions": "3"}})
+        visitors = [f.Session(server) for _ in range(3)]
+        for v in visitors:
+            self.assertStatus(v.anonymous(), 200)
+        for _ in range(3):
+            c = f.Session(server)
+            r = c.anonymous()
+            self.assertStatus(r, 503, "too_many_sessions")
+            self.assertEqual(r.retry_after(), 60)
+            self.assertIsNone(c.cookie)
+        # Refused before the lease: three leases for three sessions.
+        self.assertEqual(len(server.ctl.leases("--pool", "visitors", "--state", "leased")), 3)
+        # Refresh of an open session still works; a logout makes room.
+        self.assertStatus(visitors[0].refresh(), 200)
+        self.assertStatus(visitors[1].logout(), 200)
+        self.assertStatus(f.Session(server).anonymous(), 200)
+        self.assertStatus(f.Session(server).anonymous(), 503, "too_many_sessions")
         self.assertServes(server)
 
 

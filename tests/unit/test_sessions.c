@@ -26,7 +26,7 @@ static void fill(struct session *s, int i, int64_t expires_at) {
 static void test_grow_get_remove_expire(void **state) {
         (void) state;
         struct session_table *t;
-        assert_int_equal(session_table_new(&t), 0);
+        assert_int_equal(session_table_new(1u << 20, &t), 0);
         static char ids[N][SESSION_ID_LEN + 1];
         for (int i = 0; i < N; i++) {
                 struct session s;
