@@ -442,6 +442,186 @@ class WicClient:
         self.ws.close()
 
 
+# ---- calls between WICs (RFC 3261 dialogs, as JsSIP makes them) -----------------------
+
+def webrtc_sdp():
+    """An offer or answer as a browser makes it: ICE, DTLS, host candidates,
+    audio and video; every call gets its own values."""
+    sess = random.randint(10 ** 17, 10 ** 18)
+    ufrag, pwd = random_token(4), random_token(24)
+    fp = ":".join("%02X" % random.randint(0, 255) for _ in range(32))
+    port = random.randint(40000, 60000)
+    lines = ["v=0", "o=- %d 2 IN IP4 127.0.0.1" % sess, "s=-", "t=0 0", "a=group:BUNDLE 0 1",
+             "a=extmap-allow-mixed", "a=msid-semantic: WMS %s" % random_token(16)]
+    for mid, (kind, pts) in enumerate((("audio", "111 63 9 0 8 13 110 126"), ("video", "96 97 102 103"))):
+        lines += ["m=%s %d UDP/TLS/RTP/SAVPF %s" % (kind, port, pts), "c=IN IP4 127.0.0.1",
+                  "a=rtcp:9 IN IP4 0.0.0.0",
+                  "a=candidate:%d 1 udp 2122260223 127.0.0.1 %d typ host generation 0 network-id 1"
+                  % (random.randint(10 ** 8, 10 ** 9), port),
+                  "a=ice-ufrag:" + ufrag, "a=ice-pwd:" + pwd, "a=ice-options:trickle",
+                  "a=fingerprint:sha-256 " + fp, "a=setup:actpass", "a=mid:%d" % mid, "a=sendrecv",
+                  "a=msid:- %s" % random_token(16), "a=rtcp-mux"]
+        if kind == "audio":
+            lines += ["a=rtpmap:111 opus/48000/2", "a=fmtp:111 minptime=10;useinbandfec=1"]
+        else:
+            lines += ["a=rtpmap:96 VP8/90000", "a=rtcp-fb:96 nack pli"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def route_entries(values):
+    """The URIs of Record-Route or Route header values, in order."""
+    out = []
+    for v in values:
+        for part in v.split(","):
+            part = part.strip()
+            if part:
+                out.append(part)
+    return out
+
+
+def wait_for_request(client, method, timeout=SIP_TIMEOUT):
+    """The next request of `method` the client receives (others skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("no %s came" % method)
+        m = client.receive(left)
+        if m.method == method:
+            return m
+
+
+def wait_for_response(client, call_id, final=True, method=None, timeout=SIP_TIMEOUT):
+    """The next response of the call (final, or with final=False any but
+    100), optionally to `method`; other messages skipped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("no %sresponse came in call %s" % ("final " if final else "", call_id))
+        m = client.receive(left)
+        if m.status is None or m.call_id != call_id:
+            continue
+        if method and not (m.header("CSeq") or "").endswith(" " + method):
+            continue
+        if (final and m.status >= 200) or (not final and m.status > 100):
+            return m
+
+
+def _uri_of(value):
+    """The URI inside a name-addr (<...>) or the bare value."""
+    if "<" in value:
+        return value.split("<", 1)[1].split(">", 1)[0]
+    return value.split(";", 1)[0].strip()
+
+
+def _tag_of(value):
+    for param in value.split(">")[-1].split(";"):
+        if param.strip().startswith("tag="):
+            return param.strip()[4:]
+    return None
+
+
+class Call:
+    """One side of a dialog between WICs: builds its requests and answers
+    (Via, tags, CSeq, Contact, route set)."""
+
+    def __init__(self, client, local_uri, remote_uri):
+        self.client, self.local_uri, self.remote_uri = client, local_uri, remote_uri
+        self.call_id = random_token(20)
+        self.local_tag = random_token()
+        self.remote_tag = None
+        self.cseq = 0
+        self.host = random_token(12) + ".invalid"
+        self.contact = "sip:%s@%s;transport=ws" % (random_token(8), self.host)
+        self.remote_target = remote_uri
+        self.route_set = []
+        self.invite_cseq = None
+        self.invite_branch = None
+
+    @classmethod
+    def answering(cls, client, local_uri, invite):
+        """The callee's side of the dialog an INVITE opens."""
+        c = cls(client, local_uri, _uri_of(invite.header("From")))
+        c.call_id = invite.call_id
+        c.remote_tag = _tag_of(invite.header("From"))
+        c.remote_target = _uri_of(invite.header("Contact"))
+        c.route_set = route_entries(invite.header_all("Record-Route"))
+        c.cseq = 1000
+        return c
+
+    def _via(self, branch):
+        return "Via: SIP/2.0/WSS %s;branch=%s" % (self.host, branch)
+
+    def _request(self, method, ruri, cseq, branch, routes, sdp=None, to_tag=None):
+        to = "<%s>" % self.remote_uri + (";tag=" + to_tag if to_tag else "")
+        lines = ["%s %s SIP/2.0" % (method, ruri), self._via(branch), "Max-Forwards: 69",
+                 "To: " + to, "From: <%s>;tag=%s" % (self.local_uri, self.local_tag),
+                 "Call-ID: " + self.call_id, "CSeq: %d %s" % (cseq, method)]
+        lines += ["Route: " + r for r in routes]
+        if method in ("INVITE",):
+            lines.append("Contact: <%s;ob>" % self.contact)
+            lines.append("Allow: INVITE,ACK,CANCEL,BYE,UPDATE,MESSAGE,OPTIONS,REFER,INFO,NOTIFY")
+        body = sdp or ""
+        if body:
+            lines.append("Content-Type: application/sdp")
+        return "\r\n".join(lines + ["Content-Length: %d" % len(body.encode()), "", body])
+
+    def invite(self, sdp):
+        self.cseq += 1
+        self.invite_cseq = self.cseq
+        self.invite_branch = "z9hG4bK" + random_token(12)
+        return self._request("INVITE", self.remote_uri, self.cseq, self.invite_branch, [], sdp)
+
+    def cancel(self):
+        return self._request("CANCEL", self.remote_uri, self.invite_cseq, self.invite_branch, [])
+
+    def ack_failure(self, response):
+        """The ACK of a non-2xx final answer to the INVITE (same branch, hop by hop)."""
+        return self._request("ACK", self.remote_uri, self.invite_cseq, self.invite_branch, [],
+                             to_tag=_tag_of(response.header("To")))
+
+    def established(self, ok):
+        """The caller's dialog from the 200 OK to its INVITE."""
+        self.remote_tag = _tag_of(ok.header("To"))
+        self.remote_target = _uri_of(ok.header("Contact"))
+        self.route_set = list(reversed(route_entries(ok.header_all("Record-Route"))))
+
+    def request(self, method, sdp=None):
+        """An in-dialog request (ACK answers the last INVITE sent)."""
+        if method == "ACK":
+            cseq = self.invite_cseq
+        else:
+            self.cseq += 1
+            cseq = self.cseq
+        if method == "INVITE":
+            self.invite_cseq = cseq
+        return self._request(method, self.remote_target, cseq, "z9hG4bK" + random_token(12), self.route_set, sdp,
+                             to_tag=self.remote_tag)
+
+    def ack(self):
+        return self.request("ACK")
+
+    def respond(self, req, status, reason, sdp=None):
+        """An answer to a request of the dialog (Via, Record-Route, From,
+        To with this side's tag, Call-ID, CSeq copied; Contact on INVITE)."""
+        lines = ["SIP/2.0 %d %s" % (status, reason)]
+        lines += ["Via: " + v for v in req.header_all("Via")]
+        if req.method == "INVITE" and status > 100:
+            lines += ["Record-Route: " + r for r in req.header_all("Record-Route")]
+        to = req.header("To")
+        if _tag_of(to) is None:
+            to += ";tag=" + self.local_tag
+        lines += ["From: " + req.header("From"), "To: " + to, "Call-ID: " + req.call_id,
+                  "CSeq: " + req.header("CSeq")]
+        if req.method == "INVITE" and status < 300:
+            lines.append("Contact: <%s>" % self.contact)
+        body = sdp or ""
+        if body:
+            lines.append("Content-Type: application/sdp")
+        return "\r\n".join(lines + ["Content-Length: %d" % len(body.encode()), "", body])
+
+
 class UdpSip:
     """A SIP endpoint on a UDP socket of its own (a peer in the core)."""
 

@@ -15,6 +15,11 @@ processes, with libwictoken checking tokens through wictoken.so (KEMI Lua):
   the S-CSCF only; the WIC's own requests lose their Bearer Authorization on the way; a
   connection that has not registered may send nothing else;
 - a token is refused on a second connection (token binding);
+- a call between two registered WICs: INVITE through the eP-CSCF, the
+  S-CSCF (which finds the callee through the Path of its registration) and
+  the eP-CSCF again, down the callee's WebSocket, the SDP untouched; ACK,
+  re-INVITE and BYE follow the Record-Route both ways; CANCEL before the
+  answer; an IMPU nobody registered (or that unregistered) gets 480;
 - a key added to the JWKS file is picked up without a restart; without its
   JWKS file the eP-CSCF does not start.
 
@@ -370,6 +375,87 @@ class EdgeAndCore(f.KamailioTestCase):
         while final is None or final.status is None or final.status < 200:
             final = c.receive()
         self.assertStatus(final, 200)
+
+    # -- calls between two WICs --
+
+    def test_call_between_two_wics(self):
+        """INVITE caller WIC -> eP-CSCF -> S-CSCF -> (the callee's Path) ->
+        eP-CSCF -> callee WIC; the SDP arrives as sent; ACK, a re-INVITE and
+        BYE follow the Record-Route, both ways."""
+        alice, alice_impu = self.registered_wic("caller")
+        bob, bob_impu = self.registered_wic("callee")
+        call = f.Call(alice, alice_impu, bob_impu)
+        sdp = f.webrtc_sdp()
+        alice.send(call.invite(sdp))
+        invite = f.wait_for_request(bob, "INVITE")
+        self.assertEqual(invite.body, sdp, "the SDP was changed on the way")
+        self.assertNotIn("Bearer", invite.text)
+        # Record-Route: the eP-CSCF twice (both sockets) on each side, the S-CSCF once.
+        self.assertGreaterEqual(len(f.route_entries(invite.header_all("Record-Route"))), 3, str(invite))
+        callee = f.Call.answering(bob, bob_impu, invite)
+        bob.send(callee.respond(invite, 180, "Ringing"))
+        self.assertStatus(f.wait_for_response(alice, call.call_id, final=False), 180)
+        answer_sdp = f.webrtc_sdp()
+        bob.send(callee.respond(invite, 200, "OK", sdp=answer_sdp))
+        ok = f.wait_for_response(alice, call.call_id)
+        self.assertStatus(ok, 200)
+        self.assertEqual(ok.body, answer_sdp)
+        call.established(ok)
+        alice.send(call.ack())
+        ack = f.wait_for_request(bob, "ACK")
+        self.assertEqual(ack.call_id, call.call_id)
+        # A re-INVITE from the callee, back through the S-CSCF to the caller.
+        bob.send(callee.request("INVITE", sdp=answer_sdp))
+        reinvite = f.wait_for_request(alice, "INVITE")
+        self.assertEqual(reinvite.call_id, call.call_id)
+        alice.send(call.respond(reinvite, 200, "OK", sdp=sdp))
+        self.assertStatus(f.wait_for_response(bob, call.call_id), 200)
+        bob.send(callee.request("ACK"))
+        f.wait_for_request(alice, "ACK")
+        # The caller hangs up.
+        alice.send(call.request("BYE"))
+        bye = f.wait_for_request(bob, "BYE")
+        bob.send(callee.respond(bye, 200, "OK"))
+        self.assertStatus(f.wait_for_response(alice, call.call_id), 200)
+        log = self.core_log()
+        for method in ("INVITE", "ACK", "BYE"):
+            self.assertIn("scscf: %s " % method, log)
+
+    def test_call_cancelled_before_answer(self):
+        alice, alice_impu = self.registered_wic("canceller")
+        bob, bob_impu = self.registered_wic("rung")
+        call = f.Call(alice, alice_impu, bob_impu)
+        alice.send(call.invite(f.webrtc_sdp()))
+        invite = f.wait_for_request(bob, "INVITE")
+        callee = f.Call.answering(bob, bob_impu, invite)
+        bob.send(callee.respond(invite, 180, "Ringing"))
+        self.assertStatus(f.wait_for_response(alice, call.call_id, final=False), 180)
+        alice.send(call.cancel())
+        cancel = f.wait_for_request(bob, "CANCEL")
+        bob.send(callee.respond(cancel, 200, "OK"))
+        bob.send(callee.respond(invite, 487, "Request Terminated"))
+        self.assertStatus(f.wait_for_response(alice, call.call_id, method="INVITE"), 487)
+
+    def test_call_to_an_unregistered_impu_gets_480(self):
+        alice, alice_impu = self.registered_wic("lonely")
+        # An IMPU nobody registered (a pool IMPU leased but not registered,
+        # or free), and one whose WIC registered and then unregistered.
+        gone_client, gone = self.wic(), impu("gone")
+        call_id, contact = f.random_token(20), f.wic_contact()
+        self.assertStatus(self.register(gone_client, gone, self.token(gone), call_id=call_id, contact=contact), 200)
+        self.assertStatus(self.register(gone_client, gone, self.token(gone), call_id=call_id, cseq=2, expires=0,
+                                        contact=contact), 200)
+        for target in (impu("nobody"), gone):
+            with self.subTest(target=target):
+                call = f.Call(alice, alice_impu, target)
+                alice.send(call.invite(f.webrtc_sdp()))
+                r = f.wait_for_response(alice, call.call_id)
+                self.assertStatus(r, 480)
+                alice.send(call.ack_failure(r))
+        # Another domain is not ours to answer for.
+        call = f.Call(alice, alice_impu, "sip:someone@elsewhere.example.org")
+        alice.send(call.invite(f.webrtc_sdp()))
+        self.assertStatus(f.wait_for_response(alice, call.call_id), 404)
 
     def test_unregistered_connection_may_send_nothing_else(self):
         c = self.wic()

@@ -1,0 +1,70 @@
+// The WWSF's HTTP API (README.md, "wwsfd"): admission by login or as an
+// anonymous visitor, token refresh and logout. Every admission answers a
+// "grant": the token, the IMS identity it carries and where the eP-CSCF is.
+
+/** A refusal from the WWSF ({"error","detail"}), or code 'network' when no
+ * answer came at all (status 0). */
+export class ApiError extends Error {
+  constructor(status, code, detail) {
+    super(detail || code);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.detail = detail || '';
+  }
+}
+
+async function post(path, payload) {
+  let res;
+  try {
+    res = await fetch(path, {
+      method: 'POST',
+      credentials: 'same-origin',
+      cache: 'no-store',
+      // refresh and logout insist on X-WWSF-Request: a cross-site form cannot
+      // send it, so the session cookie alone cannot be abused (CSRF). The
+      // admissions ignore it.
+      headers: { 'Content-Type': 'application/json', 'X-WWSF-Request': '1' },
+      body: JSON.stringify(payload || {}),
+    });
+  } catch (e) {
+    throw new ApiError(0, 'network', e.message);
+  }
+  const body = await res.json().catch(() => null);
+  if (!res.ok)
+    throw new ApiError(res.status, (body && body.error) || `http_${res.status}`, body && body.detail);
+  if (!body)
+    throw new ApiError(res.status, 'bad_reply', 'the server answered something that is not JSON');
+  return body;
+}
+
+function grant(body) {
+  if (typeof body.token !== 'string' || typeof body.impu !== 'string' || typeof body.epcscf_uri !== 'string')
+    throw new ApiError(200, 'bad_reply', 'the server answered without a token');
+  return {
+    token: body.token,
+    impu: body.impu,
+    impi: body.impi,
+    expiresAt: body.expires_at,
+    leaseExpiresAt: body.lease_expires_at ?? null, // null: the user's own identity, no lease
+    epcscfUri: body.epcscf_uri,
+    anonymous: !!body.anonymous,
+  };
+}
+
+export async function login(username, password) {
+  return grant(await post('/api/v1/login', { username, password }));
+}
+
+export async function admitAnonymous(name, email) {
+  return grant(await post('/api/v1/anonymous', { evidence: { name, email } }));
+}
+
+/** A fresh token for the same IMPU; the lease is renewed too. */
+export async function refresh() {
+  return grant(await post('/api/v1/refresh'));
+}
+
+export async function logout() {
+  await post('/api/v1/logout');
+}
