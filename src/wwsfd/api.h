@@ -10,7 +10,15 @@ struct admission {
         uint64_t hook_started_us;
         int64_t lease_expires_at;       /* 0 without a lease */
         bool new_session;
+        /* The other sessions of the browser's cookie (ids joined by '.'),
+         * read on the HTTP thread: kept in the cookie an admission or a
+         * logout sets. */
+        char other_sessions[SESSION_COOKIE_VALUE_MAX];
 };
+
+/* Reads the browser's session cookie into a->other_sessions (for an
+ * admission: every live session in it). */
+void admission_take_cookie(struct admission *a);
 
 /* The body as a JSON object (json_loadb flags), or NULL with a reply queued. */
 json_t *admission_parse_body(struct request *r, size_t flags, enum MHD_Result *ret_result);

@@ -1,6 +1,7 @@
 /* POST /api/v1/anonymous, /login, /refresh, /logout: admission, leases and
  * tokens. Parsing happens on the HTTP thread; the hook answers on its own
  * thread; lease store writes and signing run on a worker. */
+#include <ctype.h>
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -38,6 +39,57 @@ json_t *admission_parse_body(struct request *r, size_t flags, enum MHD_Result *r
                 return NULL;
         }
         return body;
+}
+
+/* The session ids of the request's cookie, oldest first: at most max of the
+ * newest well-formed ones (anything else in the cookie is ignored). */
+static size_t cookie_sessions(struct request *r, char ids[][SESSION_ID_LEN + 1], size_t max) {
+        const char *v = request_cookie(r, SESSION_COOKIE);
+        size_t n = 0;
+        while (v && *v) {
+                size_t len = strcspn(v, ".");
+                bool ok = len == SESSION_ID_LEN;
+                for (size_t i = 0; ok && i < len; i++)
+                        ok = isalnum((unsigned char) v[i]) || v[i] == '-' || v[i] == '_';
+                if (ok) {
+                        if (n == max) {
+                                memmove(ids[0], ids[1], (max - 1) * sizeof ids[0]);
+                                n--;
+                        }
+                        memcpy(ids[n], v, SESSION_ID_LEN);
+                        ids[n][SESSION_ID_LEN] = '\0';
+                        n++;
+                }
+                v += len + (v[len] == '.');
+        }
+        return n;
+}
+
+static void join_sessions(char ids[][SESSION_ID_LEN + 1], size_t n, size_t skip, char *out, size_t size) {
+        size_t o = 0;
+        out[0] = '\0';
+        for (size_t i = 0; i < n; i++)
+                if (i != skip)
+                        o += (size_t) snprintf(out + o, size - o, "%s%s", o ? "." : "", ids[i]);
+}
+
+void admission_take_cookie(struct admission *a) {
+        struct wwsfd *d = a->r->d;
+        char ids[SESSIONS_PER_COOKIE][SESSION_ID_LEN + 1], live[SESSIONS_PER_COOKIE - 1][SESSION_ID_LEN + 1];
+        size_t n = cookie_sessions(a->r, ids, SESSIONS_PER_COOKIE), k = 0;
+        int64_t now = wwsf_clock_now(d->clock);
+        /* The live ones, the newest SESSIONS_PER_COOKIE - 1: the new session
+         * makes the cookie full. */
+        for (size_t i = 0; i < n; i++) {
+                if (!session_exists(d->sessions, ids[i], now))
+                        continue;
+                if (k == SESSIONS_PER_COOKIE - 1) {
+                        memmove(live[0], live[1], (k - 1) * sizeof live[0]);
+                        k--;
+                }
+                memcpy(live[k++], ids[i], sizeof live[0]);
+        }
+        join_sessions(live, k, (size_t) -1, a->other_sessions, sizeof a->other_sessions);
 }
 
 bool admission_throttled(struct request *r, const char *kind, const char *key, int per_minute) {
@@ -94,15 +146,17 @@ void admission_finish_with_token(struct worker *w, struct admission *a, int64_t 
                         return;
                 }
                 snprintf(r->set_cookie, sizeof r->set_cookie,
-                         SESSION_COOKIE "=%s; Path=/api/v1/; Max-Age=%lld; HttpOnly; Secure; SameSite=Strict", s->id,
-                         (long long) d->cfg->session_ttl);
+                         SESSION_COOKIE "=%s%s%s; Path=/api/v1/; Max-Age=%lld; HttpOnly; Secure; SameSite=Strict",
+                         a->other_sessions, a->other_sessions[0] ? "." : "", s->id, (long long) d->cfg->session_ttl);
         }
+        char tag[SESSION_TAG_LEN + 1];
+        wwsfd_session_tag(d, s->id, tag);
         log_info("token %s for %s (%s) impu %s%s", jti, s->sub, s->anon ? "anonymous" : "user", s->impu,
                  lease_expires_at ? "" : " (own identity)");
-        json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:o, s:s, s:s, s:b}", "token", token, "impu", s->impu, "impi",
-                                 s->impi, "expires_at", (json_int_t) exp, "lease_expires_at",
+        json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:o, s:s, s:s, s:b, s:s}", "token", token, "impu", s->impu,
+                                 "impi", s->impi, "expires_at", (json_int_t) exp, "lease_expires_at",
                                  lease_expires_at ? json_integer(lease_expires_at) : json_null(), "epcscf_uri",
-                                 d->cfg->epcscf_uri, "sub", s->sub, "anonymous", s->anon);
+                                 d->cfg->epcscf_uri, "sub", s->sub, "anonymous", s->anon, "session_tag", tag);
         free(token);
         free(jti);
         request_finish_json(r, 200, body);
@@ -249,6 +303,7 @@ enum MHD_Result api_anonymous(struct request *r, const char *url) {
                 return MHD_NO;
         }
         a->r = r;
+        admission_take_cookie(a);
         snprintf(a->pool, sizeof a->pool, "%s", d->cfg->anonymous_pool);
         a->session.anon = true;
         if (random_handle("anon-", a->session.holder, sizeof a->session.holder) < 0) {
@@ -281,9 +336,15 @@ enum MHD_Result api_anonymous(struct request *r, const char *url) {
 /* The session of a refresh/logout request, or a reply already queued. */
 static struct admission *session_request(struct request *r, const char *what, enum MHD_Result *ret_result) {
         struct wwsfd *d = r->d;
+        /* "1", or the tag of the session meant, among those of the cookie
+         * (from the admission's session_tag; "1" means the newest). */
         const char *csrf = request_header(r, CSRF_HEADER);
-        if (!csrf || strcmp(csrf, "1") != 0) {
-                *ret_result = reply_error(r, 403, "forbidden", "%s needs the header " CSRF_HEADER ": 1", what);
+        bool tagged = csrf && strlen(csrf) == SESSION_TAG_LEN;
+        for (size_t i = 0; tagged && i < SESSION_TAG_LEN; i++)
+                tagged = isalnum((unsigned char) csrf[i]) || csrf[i] == '-' || csrf[i] == '_';
+        if (!csrf || (!tagged && strcmp(csrf, "1") != 0)) {
+                *ret_result = reply_error(r, 403, "forbidden", "%s needs the header " CSRF_HEADER ": 1 (or the session_tag)",
+                                          what);
                 return NULL;
         }
         const char *origin = request_header(r, "Origin");
@@ -291,13 +352,24 @@ static struct admission *session_request(struct request *r, const char *what, en
                 *ret_result = reply_error(r, 403, "forbidden", "requests from another origin are refused");
                 return NULL;
         }
-        const char *id = request_cookie(r, SESSION_COOKIE);
+        char ids[SESSIONS_PER_COOKIE][SESSION_ID_LEN + 1];
+        size_t n = cookie_sessions(r, ids, SESSIONS_PER_COOKIE), pick = n ? n - 1 : 0;
+        if (tagged) {
+                char tag[SESSION_TAG_LEN + 1];
+                for (pick = 0; pick < n; pick++) {
+                        wwsfd_session_tag(d, ids[pick], tag);
+                        if (strcmp(tag, csrf) == 0)
+                                break;
+                }
+        }
+        const char *id = pick < n ? ids[pick] : NULL;
         struct admission *a = calloc(1, sizeof *a);
         if (!a) {
                 *ret_result = MHD_NO;
                 return NULL;
         }
         a->r = r;
+        join_sessions(ids, n, pick, a->other_sessions, sizeof a->other_sessions);
         if (!id || !session_get(d->sessions, id, wwsf_clock_now(d->clock), &a->session)) {
                 free(a);
                 *ret_result = reply_error(r, 401, "no_session", "log in again: the session is missing or has ended");
@@ -362,8 +434,14 @@ static void logout_after_commit(struct worker *w, void *userdata, bool committed
                 return;
         }
         session_remove(w->d->sessions, a->session.id);
-        snprintf(r->set_cookie, sizeof r->set_cookie,
-                 SESSION_COOKIE "=; Path=/api/v1/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+        /* The browser's other sessions (other tabs) stay in the cookie. */
+        if (a->other_sessions[0])
+                snprintf(r->set_cookie, sizeof r->set_cookie,
+                         SESSION_COOKIE "=%s; Path=/api/v1/; Max-Age=%lld; HttpOnly; Secure; SameSite=Strict",
+                         a->other_sessions, (long long) w->d->cfg->session_ttl);
+        else
+                snprintf(r->set_cookie, sizeof r->set_cookie,
+                         SESSION_COOKIE "=; Path=/api/v1/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
         log_info("logout of %s, impu %s released", a->session.sub, a->session.impu);
         request_finish_json(r, 200, json_pack("{s:b}", "ok", 1));
         free(a);

@@ -156,6 +156,7 @@ enum MHD_Result api_login(struct request *r, const char *url) {
                 return MHD_NO;
         }
         a->r = r;
+        admission_take_cookie(a);
         request_suspend(r);
         ldap_pool_login(d->ldap, username, password, on_ldap_answer, a);
         /* The body held the password: wipe it before it goes back to the heap. */

@@ -113,6 +113,18 @@ void wwsfd_sub_for(const struct wwsfd *d, const char *holder, char *buf, size_t 
         snprintf(buf, size, "u-%s", b64);
 }
 
+void wwsfd_session_tag(const struct wwsfd *d, const char *id, char buf[SESSION_TAG_LEN + 1]) {
+        uint8_t mac[32];
+        char b64[48];
+        char msg[SESSION_ID_LEN + 8];
+        /* Another message than the sub's, with the same key. */
+        int n = snprintf(msg, sizeof msg, "tag:%s", id);
+        gnutls_hmac_fast(GNUTLS_MAC_SHA256, d->sub_key, sizeof d->sub_key, msg, (size_t) n, mac);
+        tokens_b64url_encode(mac, 9, b64);
+        memcpy(buf, b64, SESSION_TAG_LEN);
+        buf[SESSION_TAG_LEN] = '\0';
+}
+
 static int import_pools(struct wwsfd *d) {
         struct pool_config *pc = NULL;
         int r = daemon_config_load_pools(d->cfg, &pc);

@@ -224,6 +224,14 @@ bool session_get(struct session_table *t, const char *id, int64_t now, struct se
         return ok;
 }
 
+bool session_exists(struct session_table *t, const char *id, int64_t now) {
+        pthread_mutex_lock(&t->lock);
+        struct session_slot *s = find_locked(t, id);
+        bool ok = s && s->expires_at > now;
+        pthread_mutex_unlock(&t->lock);
+        return ok;
+}
+
 static void remove_locked(struct session_table *t, struct session_slot *s) {
         slot_clear(s);
         s->id[0] = 1;   /* a tombstone keeps the probe chains of the others */

@@ -68,6 +68,14 @@ void worker_defer(struct worker *w, after_commit_fn fn, void *userdata);
 /* ---- sessions ----------------------------------------------------------- */
 
 #define SESSION_ID_LEN 43       /* 32 random bytes, base64url */
+/* One browser keeps one cookie for all its tabs; each tab has a session of
+ * its own (alice in one tab, a visitor in another), so the cookie holds the
+ * ids of the browser's newest sessions, joined by '.', and a tab names its
+ * own by the session's tag in the X-WWSF-Request header. 8 sessions make a
+ * 351-byte cookie. */
+#define SESSIONS_PER_COOKIE 8
+#define SESSION_COOKIE_VALUE_MAX (SESSIONS_PER_COOKIE * (SESSION_ID_LEN + 1))
+#define SESSION_TAG_LEN 12      /* 72 bits of an HMAC of the id, base64url */
 
 struct session {
         char id[SESSION_ID_LEN + 1];
@@ -88,6 +96,8 @@ void session_table_free(struct session_table *t);
  * takes a lease, so that a full table does not cost leases and signatures
  * (session_create() still refuses in the rare race past the check). */
 bool session_table_full(struct session_table *t);
+/* Whether a session with this id is live. */
+bool session_exists(struct session_table *t, const char *id, int64_t now);
 /* Fills s->id with a fresh random id and stores a copy. */
 int session_create(struct session_table *t, struct session *s);
 /* Copies the live session into *ret; false if unknown or expired. */
@@ -175,7 +185,7 @@ struct request {
         const char *allow;              /* the Allow header of a 405 */
         bool suspended;
         int retry_after;                /* seconds; adds Retry-After when > 0 */
-        char set_cookie[256];           /* adds Set-Cookie when not empty */
+        char set_cookie[SESSION_COOKIE_VALUE_MAX + 160];     /* adds Set-Cookie when not empty */
         /* Set by a job before it resumes the connection. */
         struct MHD_Response *response;
         unsigned status;
@@ -253,3 +263,7 @@ uint64_t wwsfd_now_ms(void);
  * (sub.key), so the same user gets the same handle across restarts and
  * nobody can turn it back into a username. */
 void wwsfd_sub_for(const struct wwsfd *d, const char *holder, char *buf, size_t size);
+/* The tag of session id (SESSION_TAG_LEN characters and a NUL into buf):
+ * what a tab sends to name its session among those of the cookie, without
+ * the page ever holding the id itself (the cookie is HttpOnly). */
+void wwsfd_session_tag(const struct wwsfd *d, const char *id, char buf[SESSION_TAG_LEN + 1]);

@@ -210,8 +210,12 @@ class Wic {
     this.console = [];
   }
 
-  async open({ expires, query = '' } = {}) {
-    this.context = await this.browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 900, height: 860 } });
+  /** tabOf: another Wic whose browser context (cookies included) this one
+   * shares, as a second tab of the same browser. */
+  async open({ expires, query = '', tabOf = null } = {}) {
+    this.sharedContext = !!tabOf;
+    this.context = tabOf ? tabOf.context
+      : await this.browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 900, height: 860 } });
     this.page = await this.context.newPage();
     this.page.setDefaultTimeout(STEP_TIMEOUT_MS);
     this.page.on('console', (m) => this.keep(`${m.type()}: ${m.text()}`));
@@ -334,7 +338,9 @@ class Wic {
   }
 
   async close() {
-    if (this.context)
+    if (this.sharedContext && this.page)
+      await this.page.close().catch(() => {});
+    else if (this.context)
       await this.context.close().catch(() => {});
     this.context = null;
   }

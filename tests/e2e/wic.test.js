@@ -207,3 +207,39 @@ f.test('a page from a foreign Origin cannot open the WebSocket to the eP-CSCF', 
     site.server.close();
   }
 });
+
+f.test('two tabs of one browser keep their own sessions, refresh them and call each other', { timeout: 90000 },
+  async () => {
+    // One browser context: one cookie jar for both tabs, as in the demo's
+    // walk-through (alice in one tab, a visitor in another).
+    const one = await f.wic('tab-carol');
+    await one.login('carol', 'carol-secret');
+    await one.waitRegistered();
+    const two = await f.wic('tab-visitor', { tabOf: one });
+    await two.visitor('Tab Visitor', 'tab@example.com');
+    await two.waitRegistered();
+    const impuOne = await one.impu(), impuTwo = await two.impu();
+    assert.notEqual(impuOne, impuTwo);
+    // Each tab refreshes its token and re-registers: each keeps its own IMPU
+    // (with one session per browser the first tab would get the second's).
+    for (const w of [one, two, one]) {
+      const before = await w.regCount();
+      const impu = await w.impu();
+      await w.page.evaluate(() => window.wic.reregister());
+      await waitFor(async () => (await w.regCount()) > before, `${w.name} to re-register`, 20000);
+      assert.equal(await w.impu(), impu);
+      assert.equal(await w.attr('#reg-state', 'data-state'), 'registered');
+    }
+    assertRegisteredInCore(impuOne);
+    assertRegisteredInCore(impuTwo);
+    await one.call(impuTwo);
+    await two.waitCall('incoming');
+    await two.page.click('#answer-button');
+    await one.waitCall('connected');
+    await two.waitCall('connected');
+    await two.page.click('#hangup-button');
+    await one.waitCall('ended');
+    await two.waitCall('ended');
+    await two.close();
+    await one.close();
+  });

@@ -284,6 +284,57 @@ class Tokens(f.WwsfdTestCase):
         self.assertStatus(a.logout(cookie=session_id), 401, "no_session")
         self.assertEqual(server.ctl.show(ra["impu"])["state"], "quarantine")
 
+    def test_two_tabs_of_one_browser(self):
+        """One browser, one cookie jar, two tabs admitted one after the other:
+        the cookie holds both sessions, each tab names its own with the
+        session_tag of its admission, and a logout in one tab leaves the
+        other's session in the cookie."""
+        server = self.start_server(pools=f.anonymous_pool(size=4))
+        jar = {}
+
+        def post(path, body, tag=None):
+            headers = {"Content-Type": "application/json"}
+            if tag:
+                headers["X-WWSF-Request"] = tag
+            if jar.get("wwsf_session"):
+                headers["Cookie"] = "wwsf_session=" + jar["wwsf_session"]
+            r = server.request("POST", path, body=json.dumps(body).encode(), headers=headers)
+            for sc in r.header_all("Set-Cookie"):
+                name, _, value = sc.split(";", 1)[0].partition("=")
+                jar[name.strip()] = value.strip()
+            return r
+
+        evidence = {"evidence": {"name": "Ann", "email": "ann@example.com"}}
+        one = self.assertStatus(post("/api/v1/anonymous", evidence), 200).json()
+        two = self.assertStatus(post("/api/v1/anonymous", evidence), 200).json()
+        self.assertNotEqual(one["impu"], two["impu"])
+        self.assertNotEqual(one["session_tag"], two["session_tag"])
+        self.assertRegex(one["session_tag"], r"^[A-Za-z0-9_-]{12}$")
+        self.assertEqual(len(jar["wwsf_session"].split(".")), 2, jar)
+        # Each tab refreshes its own session, whichever came last.
+        for reply in (one, two, one):
+            r = self.assertStatus(post("/api/v1/refresh", {}, tag=reply["session_tag"]), 200)
+            self.assertEqual(r.json()["impu"], reply["impu"])
+            self.assertEqual(r.json()["session_tag"], reply["session_tag"])
+        # "1" means the newest; an unknown tag finds no session.
+        self.assertEqual(self.assertStatus(post("/api/v1/refresh", {}, tag="1"), 200).json()["impu"], two["impu"])
+        self.assertStatus(post("/api/v1/refresh", {}, tag="AAAAAAAAAAAA"), 401, "no_session")
+        self.assertStatus(post("/api/v1/refresh", {}, tag="2"), 403)
+        # Tab one logs out: tab two goes on.
+        self.assertStatus(post("/api/v1/logout", {}, tag=one["session_tag"]), 200)
+        self.assertEqual(len(jar["wwsf_session"].split(".")), 1, jar)
+        self.assertEqual(server.ctl.show(one["impu"])["state"], "quarantine")
+        self.assertStatus(post("/api/v1/refresh", {}, tag=one["session_tag"]), 401, "no_session")
+        r = self.assertStatus(post("/api/v1/refresh", {}, tag=two["session_tag"]), 200)
+        self.assertEqual(r.json()["impu"], two["impu"])
+        # A third admission keeps the live session and drops the ended one.
+        three = self.assertStatus(post("/api/v1/anonymous", evidence), 200).json()
+        self.assertEqual(len(jar["wwsf_session"].split(".")), 2, jar)
+        self.assertEqual(self.assertStatus(post("/api/v1/refresh", {}, tag=two["session_tag"]), 200).json()["impu"],
+                         two["impu"])
+        self.assertEqual(self.assertStatus(post("/api/v1/refresh", {}, tag=three["session_tag"]), 200).json()["impu"],
+                         three["impu"])
+
 
 if __name__ == "__main__":
     f.main()

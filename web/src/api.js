@@ -14,6 +14,12 @@ export class ApiError extends Error {
   }
 }
 
+// This tab's session among those of the browser's cookie (each tab may hold
+// its own: alice in one, a visitor in another). The WWSF names it in every
+// admission's session_tag; refresh and logout send it back in
+// X-WWSF-Request so that the WWSF picks this tab's session, not the newest.
+let sessionTag = '1';
+
 async function post(path, payload) {
   let res;
   try {
@@ -24,7 +30,7 @@ async function post(path, payload) {
       // refresh and logout insist on X-WWSF-Request: a cross-site form cannot
       // send it, so the session cookie alone cannot be abused (CSRF). The
       // admissions ignore it.
-      headers: { 'Content-Type': 'application/json', 'X-WWSF-Request': '1' },
+      headers: { 'Content-Type': 'application/json', 'X-WWSF-Request': sessionTag },
       body: JSON.stringify(payload || {}),
     });
   } catch (e) {
@@ -41,6 +47,8 @@ async function post(path, payload) {
 function grant(body) {
   if (typeof body.token !== 'string' || typeof body.impu !== 'string' || typeof body.epcscf_uri !== 'string')
     throw new ApiError(200, 'bad_reply', 'the server answered without a token');
+  if (typeof body.session_tag === 'string' && /^[A-Za-z0-9_-]{12}$/.test(body.session_tag))
+    sessionTag = body.session_tag;
   return {
     token: body.token,
     impu: body.impu,
@@ -66,5 +74,9 @@ export async function refresh() {
 }
 
 export async function logout() {
-  await post('/api/v1/logout');
+  try {
+    await post('/api/v1/logout');
+  } finally {
+    sessionTag = '1';
+  }
 }
