@@ -95,9 +95,10 @@ WICTOKEN_EXPORT int wictoken_ctx_new(struct wictoken_ctx **ret);
 /* Frees the context and everything it holds; NULL is accepted. */
 WICTOKEN_EXPORT void wictoken_ctx_free(struct wictoken_ctx *ctx);
 
-/* What the last failing call on ctx found ("kid k1 of issuer ... is an EC key
- * with alg RS256"), or "" (never NULL; owned by ctx, valid until the next
- * call on it). */
+/* What the last failing call on ctx from this thread found ("kid k1 of
+ * issuer ... is an EC key with alg RS256"), or "" (never NULL; valid until
+ * the thread's next call into the library). Kept per thread, as errno is, so
+ * that a wictoken_reload() in another thread cannot garble it. */
 WICTOKEN_EXPORT const char *wictoken_ctx_detail(const struct wictoken_ctx *ctx);
 
 WICTOKEN_EXPORT void wictoken_set_log(struct wictoken_ctx *ctx, wictoken_log_fn fn, void *userdata);

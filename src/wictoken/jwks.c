@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,8 +61,16 @@ static int import_ec(json_t *jwk, struct wt_key *k, const char *kid, char *why, 
 static int import_rsa(json_t *jwk, struct wt_key *k, const char *kid, char *why, size_t why_size) {
         unsigned char n[MEMBER_MAX], e[MEMBER_MAX];
         long nl = member(jwk, "n", n), el = member(jwk, "e", e);
-        if (nl <= 0 || el <= 0 || el > 8)
+        if (nl <= 0 || el <= 0)
                 return fail(why, why_size, "key %s: n and e must be base64url numbers", kid);
+        /* An odd exponent of at least 65537 in at most 4 bytes, as key
+         * generators make them: e = 1 (or another small one) would let
+         * anyone compute a signature that verifies. */
+        uint64_t ev = 0;
+        for (long i = 0; i < el && el <= 4; i++)
+                ev = ev << 8 | e[i];
+        if (el > 4 || e[0] == 0 || ev < 65537 || !(ev & 1))
+                return fail(why, why_size, "key %s: e must be an odd number of at least 65537 (4 bytes at most)", kid);
         if (n[0] == 0)
                 return fail(why, why_size, "key %s: n has a leading zero byte", kid);
         unsigned bits = (unsigned) nl * 8;

@@ -93,7 +93,7 @@ static int numeric_date(json_t *claims, const char *name, bool required, int64_t
         if (!v) {
                 if (required)
                         return fail(why, why_size, "no %s", name);
-                *ret = INT64_MIN;
+                *ret = 0;
                 return 0;
         }
         if (!json_is_integer(v) || json_integer_value(v) < 0)
@@ -143,15 +143,18 @@ static int check_claims(json_t *c, const struct wt_key *key, const struct wt_tok
                 return fail(why, why_size, "no aud");
         if (!audience_matches(aud, p->audience))
                 return fail(why, why_size, "aud does not name this IMS domain");
+        /* All three present (DESIGN.md section 4 step 4; wwsfd sets them). */
         if (numeric_date(c, "exp", true, &exp, why, why_size) < 0 ||
-            numeric_date(c, "nbf", false, &nbf, why, why_size) < 0 ||
-            numeric_date(c, "iat", false, &iat, why, why_size) < 0)
+            numeric_date(c, "nbf", true, &nbf, why, why_size) < 0 ||
+            numeric_date(c, "iat", true, &iat, why, why_size) < 0)
                 return -1;
-        if (p->now >= exp + p->leeway)
+        /* Written so that nothing overflows: the dates are 0 or more and
+         * the leeway at most 600, whatever the clock says. */
+        if (exp <= p->now - p->leeway)
                 return fail(why, why_size, "token expired");
-        if (nbf != INT64_MIN && nbf > p->now + p->leeway)
+        if (nbf - p->leeway > p->now)
                 return fail(why, why_size, "token not valid yet (nbf)");
-        if (iat != INT64_MIN && iat > p->now + p->leeway)
+        if (iat - p->leeway > p->now)
                 return fail(why, why_size, "token issued in the future (iat)");
         if (copy_claim(c, "impu", true, out->impu, why, why_size) < 0 ||
             copy_claim(c, "impi", true, out->impi, why, why_size) < 0 ||

@@ -61,8 +61,12 @@ struct wictoken_ctx {
         size_t bindings_cap, bindings_used;
 
         struct sip_msg *msg;            /* scratch for the checks: about 70 KiB */
-        char detail[DETAIL_MAX];
 };
+
+/* The detail of the last failing call, per thread (as errno is): a reload in
+ * one thread and checks in another each read their own. */
+static __thread char detail[DETAIL_MAX];
+static __thread const struct wictoken_ctx *detail_ctx;
 
 struct wictoken_verdict {
         int status;
@@ -124,13 +128,14 @@ static int set_error(struct wictoken_ctx *ctx, int code, const char *fmt, ...) _
 static int set_error(struct wictoken_ctx *ctx, int code, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(ctx->detail, sizeof ctx->detail, fmt, ap);
+        vsnprintf(detail, sizeof detail, fmt, ap);
         va_end(ap);
+        detail_ctx = ctx;
         return code;
 }
 
 const char *wictoken_ctx_detail(const struct wictoken_ctx *ctx) {
-        return ctx ? ctx->detail : "";
+        return ctx && ctx == detail_ctx ? detail : "";
 }
 
 /* ---- the context -------------------------------------------------------- */
@@ -179,6 +184,8 @@ static void bindings_clear(struct wictoken_ctx *ctx) {
 void wictoken_ctx_free(struct wictoken_ctx *ctx) {
         if (!ctx)
                 return;
+        if (detail_ctx == ctx)
+                detail_ctx = NULL;
         keyset_unref(ctx->keys);
         for (size_t i = 0; i < ctx->n_issuers; i++) {
                 free(ctx->issuers[i].name);
@@ -383,9 +390,9 @@ static int rebuild_keys(struct wictoken_ctx *ctx) {
 fail:
         wt_keys_free(keys, n);
         if (ctx->keys)
-                logf_(ctx, WICTOKEN_LOG_ERR, "keys not reloaded, the previous ones stay: %s", ctx->detail);
+                logf_(ctx, WICTOKEN_LOG_ERR, "keys not reloaded, the previous ones stay: %s", detail);
         else
-                logf_(ctx, WICTOKEN_LOG_ERR, "keys not loaded: %s", ctx->detail);
+                logf_(ctx, WICTOKEN_LOG_ERR, "keys not loaded: %s", detail);
         return r;
 }
 
@@ -710,8 +717,13 @@ static int rebuild_message(const struct sip_msg *m, bool (*drop)(const struct si
         return dropped;
 }
 
-static bool is_authorization(const struct sip_header *h) {
-        return h->id == SIP_HDR_AUTHORIZATION;
+static bool is_bearer(const struct sip_header *h);
+
+/* What an accepted REGISTER loses: every Authorization (the Bearer one, in
+ * place of which the TNA header goes), and Bearer credentials in a
+ * Proxy-Authorization too: no token reaches the core. */
+static bool is_credentials(const struct sip_header *h) {
+        return h->id == SIP_HDR_AUTHORIZATION || is_bearer(h);
 }
 
 static bool is_bearer(const struct sip_header *h) {
@@ -749,7 +761,7 @@ static int accept_register(struct wictoken_ctx *ctx, struct wictoken_verdict *v,
         }
         if (asprintf(&extra, "Path: %s\r\nAuthorization: %s\r\n", v->path, v->tna) < 0)
                 return WICTOKEN_E_NO_MEMORY;
-        int r = rebuild_message(m, is_authorization, extra, &v->forward, &v->forward_len);
+        int r = rebuild_message(m, is_credentials, extra, &v->forward, &v->forward_len);
         free(extra);
         if (r < 0)
                 return WICTOKEN_E_NO_MEMORY;

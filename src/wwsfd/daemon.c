@@ -117,9 +117,16 @@ void wwsfd_session_tag(const struct wwsfd *d, const char *id, char buf[SESSION_T
         uint8_t mac[32];
         char b64[48];
         char msg[SESSION_ID_LEN + 8];
-        /* Another message than the sub's, with the same key. */
-        int n = snprintf(msg, sizeof msg, "tag:%s", id);
-        gnutls_hmac_fast(GNUTLS_MAC_SHA256, d->sub_key, sizeof d->sub_key, msg, (size_t) n, mac);
+        /* Another message than the sub's, with the same key. Ids are
+         * SESSION_ID_LEN characters (the callers check); anything longer is
+         * cut, never read past. */
+        int n = snprintf(msg, sizeof msg, "tag:%.*s", SESSION_ID_LEN, id);
+        if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, d->sub_key, sizeof d->sub_key, msg, (size_t) n, mac) < 0) {
+                /* Outside the tag alphabet: matches no tag a client sends. */
+                memset(buf, '*', SESSION_TAG_LEN);
+                buf[SESSION_TAG_LEN] = '\0';
+                return;
+        }
         tokens_b64url_encode(mac, 9, b64);
         memcpy(buf, b64, SESSION_TAG_LEN);
         buf[SESSION_TAG_LEN] = '\0';

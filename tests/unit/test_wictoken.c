@@ -147,6 +147,26 @@ static void test_jwks_refusals(void **state) {
         expect_refused(s, "used twice");
         free(s);
         expect_refused("{\"keys\":[{\"kty\":\"EC\",\"alg\":\"ES256\"}]}", "no kid");
+        /* RSA exponents that make forgery easy or are not what key
+         * generators make: 1, 3, an even one, a leading zero, 5 bytes. */
+        char *m = tk_jwk_members(rsa);
+        char *at = strstr(m, "\"e\":\"AQAB\"");
+        assert_non_null(at);
+        static const char *const exponents[] = { "AQ", "Aw", "AQAA", "AAEAAQ", "AQAAAAE" };
+        for (size_t i = 0; i < sizeof exponents / sizeof *exponents; i++) {
+                s = format("{\"keys\":[{%.*s\"e\":\"%s\"%s}]}", (int) (at - m), m, exponents[i],
+                           at + strlen("\"e\":\"AQAB\""));
+                expect_refused(s, "e must be an odd number");
+                free(s);
+        }
+        /* The usual one loads. */
+        s = format("{\"keys\":[{%s}]}", m);
+        struct wictoken_ctx *ok;
+        assert_int_equal(wictoken_ctx_new(&ok), 0);
+        assert_int_equal(add_jwks(ok, s), 0);
+        wictoken_ctx_free(ok);
+        free(s);
+        free(m);
 }
 
 static void test_jwks_file_and_reload(void **state) {
@@ -284,6 +304,19 @@ static void test_forward(void **state) {
                                       strlen("Path: <sip:ep-cscf." TK_REALM ";lr>\r\n") + strlen("Authorization: \r\n") +
                                       strlen(wictoken_verdict_tna_authorization(v)));
         wictoken_verdict_free(v);
+
+        /* Bearer credentials in a Proxy-Authorization go too. */
+        char *auth = format("Authorization: Bearer %s\r\nProxy-Authorization: Bearer %s\r\n", token, token);
+        char *both = tk_register("<" TK_IMPU ">", "<" TK_IMPU ">", auth);
+        assert_int_equal(wictoken_check_register(ctx, both, strlen(both), NULL, &v), 0);
+        assert_int_equal(wictoken_verdict_status(v), 200);
+        f = wictoken_verdict_forward(v, &len);
+        assert_null(strstr(f, "Bearer"));
+        assert_null(strstr(f, "Proxy-Authorization"));
+        assert_int_equal(count(f, len, "\r\nAuthorization:"), 1);
+        wictoken_verdict_free(v);
+        free(auth);
+        free(both);
 
         /* A configured Path value is used as is. */
         assert_int_equal(wictoken_set_path(ctx, "<sip:edge-1.ims.example.com:5061;lr;ob>"), 0);

@@ -247,6 +247,14 @@ static char *a_missing_impi(void) {
         return reg(signed_with(ec, "impi", NULL));
 }
 
+static char *a_missing_nbf(void) {
+        return reg(signed_with(ec, "nbf", NULL));
+}
+
+static char *a_missing_iat(void) {
+        return reg(signed_with(ec, "iat", NULL));
+}
+
 static char *a_to_not_token_impu(void) {
         return reg_to_from("<sip:+15550009999@ims.example.com>", "<sip:+15550009999@ims.example.com>");
 }
@@ -422,6 +430,8 @@ static const struct attack ATTACKS[] = {
         { "missing exp", a_missing_exp, INVALID_TOKEN },
         { "missing impu", a_missing_impu, INVALID_TOKEN },
         { "missing impi", a_missing_impi, INVALID_TOKEN },
+        { "missing nbf", a_missing_nbf, INVALID_TOKEN },
+        { "missing iat", a_missing_iat, INVALID_TOKEN },
         { "To is not the token's IMPU", a_to_not_token_impu, FORBIDDEN },
         { "From does not match", a_from_not_matching, FORBIDDEN },
         { "display-name trick", a_display_name_trick, FORBIDDEN },
@@ -525,6 +535,12 @@ static char *c_within_leeway(void) {
         return reg(t);
 }
 
+static char *c_exp_at_the_largest_integer(void) {
+        /* Signed by the issuer, valid "for ever": accepted, and the expiry
+         * check must not overflow on it (UBSan in the sanitizer build). */
+        return reg(signed_with(ec, "exp", "\"exp\":9223372036854775807"));
+}
+
 static const struct attack CONTROLS[] = {
         { "ES256 token", c_es256, ACCEPTED },
         { "RS256 token", c_rs256, ACCEPTED },
@@ -533,6 +549,7 @@ static const struct attack CONTROLS[] = {
         { "host in another case", c_host_case, ACCEPTED },
         { "aud array with ours", c_aud_array_with_ours, ACCEPTED },
         { "expired within the leeway", c_within_leeway, ACCEPTED },
+        { "exp at the largest integer", c_exp_at_the_largest_integer, ACCEPTED },
 };
 
 static void test_controls(void **state) {
