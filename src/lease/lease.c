@@ -722,6 +722,7 @@ struct pools_state {
         void *userdata;
         int error;
         bool found;
+        bool busy_only;
 };
 
 static int pool_stats_one(const struct store_pool *p, void *userdata) {
@@ -730,7 +731,8 @@ static int pool_stats_one(const struct store_pool *p, void *userdata) {
                 return 0;
         ps->found = true;
         struct store_counts c;
-        int r = ps->e->ops->pool_counts(ps->e->store, p->id, ps->now, &c);
+        int r = ps->busy_only ? ps->e->ops->pool_busy(ps->e->store, p->id, ps->now, &c)
+                              : ps->e->ops->pool_counts(ps->e->store, p->id, ps->now, &c);
         if (r < 0) {
                 ps->error = store_fail(ps->e, r, "count entries");
                 return 1;
@@ -747,9 +749,9 @@ static int pool_stats_one(const struct store_pool *p, void *userdata) {
         return ps->cb ? ps->cb(&s, ps->userdata) : 0;
 }
 
-int lease_pools(struct lease_engine *e, const char *pool, lease_pool_cb cb, void *userdata) {
+static int pools(struct lease_engine *e, const char *pool, bool busy_only, lease_pool_cb cb, void *userdata) {
         struct pools_state ps = { .e = e, .only = pool, .now = wwsf_clock_now(e->clock), .cb = cb,
-                                  .userdata = userdata };
+                                  .userdata = userdata, .busy_only = busy_only };
         int r = e->ops->pool_list(e->store, pool_stats_one, &ps);
         if (r < 0)
                 return store_fail(e, r, "list pools");
@@ -758,6 +760,14 @@ int lease_pools(struct lease_engine *e, const char *pool, lease_pool_cb cb, void
         if (pool && !ps.found)
                 return fail(e, -ENOENT, "unknown pool '%s'", pool);
         return r;
+}
+
+int lease_pools(struct lease_engine *e, const char *pool, lease_pool_cb cb, void *userdata) {
+        return pools(e, pool, false, cb, userdata);
+}
+
+int lease_pools_busy(struct lease_engine *e, lease_pool_cb cb, void *userdata) {
+        return pools(e, NULL, true, cb, userdata);
 }
 
 int lease_pool_get(struct lease_engine *e, const char *pool, struct store_pool *ret) {

@@ -116,6 +116,10 @@ struct lease_pool_stats {
 typedef int (*lease_pool_cb)(const struct lease_pool_stats *s, void *userdata);
 
 int lease_pools(struct lease_engine *e, const char *pool, lease_pool_cb cb, void *userdata);
+/* The same for every pool with leased, quarantine and free only
+ * (materialised and retired -1), in time proportional to the busy entries
+ * rather than to every entry ever materialised: for /metrics. */
+int lease_pools_busy(struct lease_engine *e, lease_pool_cb cb, void *userdata);
 
 /* The pool's definition, without counting its entries (-ENOENT if unknown). */
 int lease_pool_get(struct lease_engine *e, const char *pool, struct store_pool *ret);

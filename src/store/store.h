@@ -130,6 +130,9 @@ struct store_ops {
         int (*pool_list)(struct store *s, store_pool_cb cb, void *userdata);
         int (*pool_set_next_index)(struct store *s, int64_t pool_id, int64_t next_index);
         int (*pool_counts)(struct store *s, int64_t pool_id, int64_t now, struct store_counts *ret);
+        /* leased and quarantine only (materialised and retired -1), in time
+         * proportional to them. */
+        int (*pool_busy)(struct store *s, int64_t pool_id, int64_t now, struct store_counts *ret);
 
         int (*entry_by_impu)(struct store *s, const char *impu, struct store_entry *ret);
         /* The holder's entry in the pool with expires_at > now (live), or else
