@@ -117,12 +117,27 @@ class Signals(f.WwsfdTestCase):
             for i in range(IN_FLIGHT):
                 f.wait_until(lambda: server.hook_mark("in-flight-%d" % i), 30, "request %d to reach a helper" % i)
             server.terminate()
-            # No new work is taken meanwhile: refused, or answered 503.
-            try:
-                r = server.get("/healthz", timeout=10)
-                self.assertStatus(r, 503, "shutting_down")
-            except (OSError, ssl.SSLError, http.client.HTTPException):
-                pass
+            # Once the daemon has taken the signal (its main thread may be
+            # busy with a checkpoint for a moment), no new work is taken:
+            # new requests are refused, or answered 503.
+            f.wait_until(lambda: "SIGTERM: stopping" in server.log_text(), 30, "wwsfd to take SIGTERM")
+            refused = None
+
+            def new_work_refused():
+                nonlocal refused
+                try:
+                    r = server.get("/healthz", timeout=10)
+                except (OSError, ssl.SSLError, http.client.HTTPException):
+                    refused = "connection refused"
+                    return True
+                if r.status == 200:
+                    return False    # the moment between the log line and the flag
+                refused = r
+                return True
+
+            f.wait_until(new_work_refused, 10, "new requests to be refused after SIGTERM", interval=0.01)
+            if refused != "connection refused":
+                self.assertStatus(refused, 503, "shutting_down")
             rc = server.wait()
         finally:
             for th in threads:
