@@ -362,6 +362,24 @@ class Slapd:
             raise SlapdError("slapd is not running")
         os.kill(self.proc.pid, signal.SIGSTOP)
         self.frozen = True
+        # kill() returns before every thread has stopped: a request already
+        # read could still be answered. Wait until all of them show 'T'.
+        deadline = time.monotonic() + 10
+        while not self._all_threads_stopped():
+            if time.monotonic() > deadline:
+                raise SlapdError("slapd did not stop within 10 s of SIGSTOP")
+            time.sleep(0.005)
+
+    def _all_threads_stopped(self):
+        task_dir = "/proc/%d/task" % self.proc.pid
+        try:
+            for tid in os.listdir(task_dir):
+                with open(os.path.join(task_dir, tid, "stat")) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                        return False
+        except FileNotFoundError:
+            return False
+        return True
 
     def thaw(self):
         if self.proc is not None and self.frozen:
