@@ -178,6 +178,13 @@ local function relay()
         end
 end
 
+-- A CANCEL goes where its INVITE's transaction went, or nowhere.
+local function relay_cancel()
+        if KSR.tm.t_check_trans() > 0 then
+                relay()
+        end
+end
+
 -- Token binding across processes: the library binds a token to the first
 -- connection it sees it on, but each process has its own context, and
 -- Kamailio hands a WebSocket connection to any TCP worker. The first
@@ -273,9 +280,7 @@ local function wic_request()
                 KSR.nathelper.add_contact_alias()
         end
         if KSR.is_CANCEL() then
-                if KSR.tm.t_check_trans() > 0 then
-                        relay()
-                end
+                relay_cancel()
                 return
         end
         if KSR.siputils.has_totag() > 0 then
@@ -302,9 +307,7 @@ local function core_request()
                 return
         end
         if KSR.is_CANCEL() then
-                if KSR.tm.t_check_trans() > 0 then
-                        relay()
-                end
+                relay_cancel()
                 return
         end
         -- Through the Path of a registration, the path module's use_received

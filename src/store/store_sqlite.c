@@ -109,7 +109,8 @@ static const char *const stmt_sql[_ST_MAX] = {
          * retired entry), so the range of pool_entry_by_avail past now holds
          * them all, and the count costs what is busy, not what was ever
          * materialised (10^7 rows in a large pool). */
-        [ST_POOL_BUSY] = "SELECT total(expires_at > ?2 AND retired = 0), total(expires_at <= ?2 AND retired = 0) "
+        /* The columns of ST_POOL_COUNTS, -1 for those it does not count. */
+        [ST_POOL_BUSY] = "SELECT -1, total(expires_at > ?2 AND retired = 0), total(expires_at <= ?2 AND retired = 0), -1 "
                          "FROM pool_entry INDEXED BY pool_entry_by_avail WHERE pool_id = ?1 AND avail_at > ?2",
         [ST_ENTRY_BY_IMPU] = "SELECT " ENTRY_COLUMNS "WHERE e.impu = ?1",
         [ST_ENTRY_LIVE_BY_HOLDER] = "SELECT " ENTRY_COLUMNS_BY_HOLDER "WHERE e.pool_id = ?1 AND e.holder = ?2 "
@@ -445,9 +446,10 @@ static int sqlite_pool_set_next_index(struct store *base, int64_t pool_id, int64
         return exec_stmt(s, st, "pool cursor");
 }
 
-static int sqlite_pool_counts(struct store *base, int64_t pool_id, int64_t now, struct store_counts *ret) {
+/* ST_POOL_COUNTS or ST_POOL_BUSY, which give the same columns. */
+static int pool_counts_query(struct store *base, enum stmt_id id, int64_t pool_id, int64_t now, struct store_counts *ret) {
         struct store_sqlite *s = SELF(base);
-        sqlite3_stmt *st = stmt(s, ST_POOL_COUNTS);
+        sqlite3_stmt *st = stmt(s, id);
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, pool_id);
@@ -464,22 +466,12 @@ static int sqlite_pool_counts(struct store *base, int64_t pool_id, int64_t now, 
         return r;
 }
 
+static int sqlite_pool_counts(struct store *base, int64_t pool_id, int64_t now, struct store_counts *ret) {
+        return pool_counts_query(base, ST_POOL_COUNTS, pool_id, now, ret);
+}
+
 static int sqlite_pool_busy(struct store *base, int64_t pool_id, int64_t now, struct store_counts *ret) {
-        struct store_sqlite *s = SELF(base);
-        sqlite3_stmt *st = stmt(s, ST_POOL_BUSY);
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, pool_id);
-        sqlite3_bind_int64(st, 2, now);
-        int rc = sqlite3_step(st), r = 0;
-        if (rc == SQLITE_ROW) {
-                ret->materialised = ret->retired = -1;
-                ret->leased = sqlite3_column_int64(st, 0);
-                ret->quarantine = sqlite3_column_int64(st, 1);
-        } else
-                r = fail(s, rc, "pool busy counts");
-        sqlite3_reset(st);
-        return r;
+        return pool_counts_query(base, ST_POOL_BUSY, pool_id, now, ret);
 }
 
 static int sqlite_entry_by_impu(struct store *base, const char *impu, struct store_entry *ret) {

@@ -41,6 +41,14 @@ json_t *admission_parse_body(struct request *r, size_t flags, enum MHD_Result *r
         return body;
 }
 
+/* Whether s[0..n) is all base64url characters (session ids and tags). */
+static bool b64url_chars(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (!isalnum((unsigned char) s[i]) && s[i] != '-' && s[i] != '_')
+                        return false;
+        return true;
+}
+
 /* The session ids of the request's cookie, oldest first: at most max of the
  * newest well-formed ones (anything else in the cookie is ignored). */
 static size_t cookie_sessions(struct request *r, char ids[][SESSION_ID_LEN + 1], size_t max) {
@@ -48,10 +56,7 @@ static size_t cookie_sessions(struct request *r, char ids[][SESSION_ID_LEN + 1],
         size_t n = 0;
         while (v && *v) {
                 size_t len = strcspn(v, ".");
-                bool ok = len == SESSION_ID_LEN;
-                for (size_t i = 0; ok && i < len; i++)
-                        ok = isalnum((unsigned char) v[i]) || v[i] == '-' || v[i] == '_';
-                if (ok) {
+                if (len == SESSION_ID_LEN && b64url_chars(v, len)) {
                         if (n == max) {
                                 memmove(ids[0], ids[1], (max - 1) * sizeof ids[0]);
                                 n--;
@@ -75,21 +80,17 @@ static void join_sessions(char ids[][SESSION_ID_LEN + 1], size_t n, size_t skip,
 
 void admission_take_cookie(struct admission *a) {
         struct wwsfd *d = a->r->d;
-        char ids[SESSIONS_PER_COOKIE][SESSION_ID_LEN + 1], live[SESSIONS_PER_COOKIE - 1][SESSION_ID_LEN + 1];
+        char ids[SESSIONS_PER_COOKIE][SESSION_ID_LEN + 1];
         size_t n = cookie_sessions(a->r, ids, SESSIONS_PER_COOKIE), k = 0;
         int64_t now = wwsf_clock_now(d->clock);
-        /* The live ones, the newest SESSIONS_PER_COOKIE - 1: the new session
+        /* The live ones, in order... */
+        for (size_t i = 0; i < n; i++)
+                if (session_exists(d->sessions, ids[i], now))
+                        memmove(ids[k++], ids[i], sizeof ids[0]);
+        /* ...the newest SESSIONS_PER_COOKIE - 1 of them: the new session
          * makes the cookie full. */
-        for (size_t i = 0; i < n; i++) {
-                if (!session_exists(d->sessions, ids[i], now))
-                        continue;
-                if (k == SESSIONS_PER_COOKIE - 1) {
-                        memmove(live[0], live[1], (k - 1) * sizeof live[0]);
-                        k--;
-                }
-                memcpy(live[k++], ids[i], sizeof live[0]);
-        }
-        join_sessions(live, k, (size_t) -1, a->other_sessions, sizeof a->other_sessions);
+        size_t first = k > SESSIONS_PER_COOKIE - 1 ? k - (SESSIONS_PER_COOKIE - 1) : 0;
+        join_sessions(ids + first, k - first, (size_t) -1, a->other_sessions, sizeof a->other_sessions);
 }
 
 bool admission_throttled(struct request *r, const char *kind, const char *key, int per_minute) {
@@ -339,9 +340,7 @@ static struct admission *session_request(struct request *r, const char *what, en
         /* "1", or the tag of the session meant, among those of the cookie
          * (from the admission's session_tag; "1" means the newest). */
         const char *csrf = request_header(r, CSRF_HEADER);
-        bool tagged = csrf && strlen(csrf) == SESSION_TAG_LEN;
-        for (size_t i = 0; tagged && i < SESSION_TAG_LEN; i++)
-                tagged = isalnum((unsigned char) csrf[i]) || csrf[i] == '-' || csrf[i] == '_';
+        bool tagged = csrf && strlen(csrf) == SESSION_TAG_LEN && b64url_chars(csrf, SESSION_TAG_LEN);
         if (!csrf || (!tagged && strcmp(csrf, "1") != 0)) {
                 *ret_result = reply_error(r, 403, "forbidden", "%s needs the header " CSRF_HEADER ": 1 (or the session_tag)",
                                           what);

@@ -104,30 +104,33 @@ static int load_sub_key(struct wwsfd *d) {
         return 0;
 }
 
-void wwsfd_sub_for(const struct wwsfd *d, const char *holder, char *buf, size_t size) {
+/* The first `bytes` (at most 32) of HMAC-SHA256(sub_key, msg), base64url,
+ * into b64 (room for 44 characters). */
+static int sub_key_mac(const struct wwsfd *d, const char *msg, size_t len, size_t bytes, char *b64) {
         uint8_t mac[32];
-        char b64[48];
-        gnutls_hmac_fast(GNUTLS_MAC_SHA256, d->sub_key, sizeof d->sub_key, holder, strlen(holder), mac);
+        int r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, d->sub_key, sizeof d->sub_key, msg, len, mac);
+        if (r >= 0)
+                tokens_b64url_encode(mac, bytes, b64);
+        return r;
+}
+
+void wwsfd_sub_for(const struct wwsfd *d, const char *holder, char *buf, size_t size) {
+        char b64[48] = "";
         /* 128 bits are plenty to keep handles apart. */
-        tokens_b64url_encode(mac, 16, b64);
+        (void) sub_key_mac(d, holder, strlen(holder), 16, b64);
         snprintf(buf, size, "u-%s", b64);
 }
 
 void wwsfd_session_tag(const struct wwsfd *d, const char *id, char buf[SESSION_TAG_LEN + 1]) {
-        uint8_t mac[32];
         char b64[48];
         char msg[SESSION_ID_LEN + 8];
         /* Another message than the sub's, with the same key. Ids are
          * SESSION_ID_LEN characters (the callers check); anything longer is
          * cut, never read past. */
         int n = snprintf(msg, sizeof msg, "tag:%.*s", SESSION_ID_LEN, id);
-        if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, d->sub_key, sizeof d->sub_key, msg, (size_t) n, mac) < 0) {
+        if (sub_key_mac(d, msg, (size_t) n, 9, b64) < 0)
                 /* Outside the tag alphabet: matches no tag a client sends. */
-                memset(buf, '*', SESSION_TAG_LEN);
-                buf[SESSION_TAG_LEN] = '\0';
-                return;
-        }
-        tokens_b64url_encode(mac, 9, b64);
+                memset(b64, '*', SESSION_TAG_LEN);
         memcpy(buf, b64, SESSION_TAG_LEN);
         buf[SESSION_TAG_LEN] = '\0';
 }

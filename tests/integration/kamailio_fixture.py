@@ -78,10 +78,7 @@ def missing_tools():
     return missing
 
 
-def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+free_port = t.free_port
 
 
 def free_ports(n):
@@ -98,15 +95,7 @@ def free_ports(n):
     return sorted(ports)
 
 
-def wait_until(predicate, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = predicate()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("gave up after %ds waiting for %s" % (timeout, what))
-        time.sleep(interval)
+wait_until = t.wait_until
 
 
 def random_token(n=10):
@@ -429,14 +418,8 @@ class WicClient:
         other messages are skipped)."""
         call_id = SipMessage(text).call_id
         self.ws.send_text(text)
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("no final response to:\n%s" % text)
-            m = self.receive(left)
-            if m.status is not None and m.status >= 200 and m.call_id == call_id:
-                return m
+        return next_message(self, lambda m: final_response_of(m, call_id), timeout,
+                            "no final response to:\n%s" % text)
 
     def close(self):
         self.ws.close()
@@ -479,33 +462,39 @@ def route_entries(values):
     return out
 
 
-def wait_for_request(client, method, timeout=SIP_TIMEOUT):
-    """The next request of `method` the client receives (others skipped)."""
+def next_message(client, matches, timeout, what):
+    """The next message the client (WebSocket or UDP) receives for which
+    matches(m) is true, others skipped; AssertionError(what) after timeout."""
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise AssertionError("no %s came" % method)
+            raise AssertionError(what)
         m = client.receive(left)
-        if m.method == method:
+        if matches(m):
             return m
+
+
+def final_response_of(m, call_id):
+    return m.status is not None and m.status >= 200 and m.call_id == call_id
+
+
+def wait_for_request(client, method, timeout=SIP_TIMEOUT):
+    """The next request of `method` the client receives (others skipped)."""
+    return next_message(client, lambda m: m.method == method, timeout, "no %s came" % method)
 
 
 def wait_for_response(client, call_id, final=True, method=None, timeout=SIP_TIMEOUT):
     """The next response of the call (final, or with final=False any but
     100), optionally to `method`; other messages skipped."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError("no %sresponse came in call %s" % ("final " if final else "", call_id))
-        m = client.receive(left)
+    def matches(m):
         if m.status is None or m.call_id != call_id:
-            continue
+            return False
         if method and not (m.header("CSeq") or "").endswith(" " + method):
-            continue
-        if (final and m.status >= 200) or (not final and m.status > 100):
-            return m
+            return False
+        return (final and m.status >= 200) or (not final and m.status > 100)
+    return next_message(client, matches, timeout,
+                        "no %sresponse came in call %s" % ("final " if final else "", call_id))
 
 
 def _uri_of(value):
@@ -642,14 +631,8 @@ class UdpSip:
     def transaction(self, text, port, timeout=SIP_TIMEOUT):
         call_id = SipMessage(text).call_id
         self.send(text, port)
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("no final response on UDP to:\n%s" % text)
-            m = self.receive(left)
-            if m.status is not None and m.status >= 200 and m.call_id == call_id:
-                return m
+        return next_message(self, lambda m: final_response_of(m, call_id), timeout,
+                            "no final response on UDP to:\n%s" % text)
 
     def close(self):
         self.sock.close()

@@ -116,22 +116,19 @@ class Crash(f.WwsfdTestCase):
                              "more leases than tokens and cut requests can explain")
         return len(leased) - heard
 
-    def test_kill_during_admissions(self):
-        seed = int(os.environ.get("WWSF_TEST_SEED", random.randrange(1 << 30)))
-        rng = random.Random(seed)
-        sys.stderr.write("random seed %d (set WWSF_TEST_SEED to repeat)\n" % seed)
-        server = self.start_server(pools=f.anonymous_pool(size=100000, lease_ttl="1h", quarantine="2h"),
-                                   config={"server": {"threads": "2"}, "anonymous": {"hook_helpers": "2"}})
+    def kill_rounds(self, server, rng, what, request=None, **check):
+        """ROUNDS times: a stream of requests (Stream), SIGKILL after some
+        tokens, restart, check_store(**check). Returns every token received."""
         tokens = []
         for rnd in range(1, ROUNDS + 1):
             with self.subTest(round=rnd):
-                stream = Stream(server, rnd)
+                stream = Stream(server, rnd, request)
                 stream.start()
                 want = MIN_TOKENS + rng.randrange(0, 20)
                 try:
                     f.wait_until(lambda: stream.count() >= want, 120, "%d tokens in round %d" % (want, rnd),
                                  interval=0.01)
-                    time.sleep(rng.uniform(0, 0.05))       # land anywhere in the next admissions
+                    time.sleep(rng.uniform(0, 0.05))       # land anywhere in the next requests
                 finally:
                     server.kill9()
                     stuck = stream.join()
@@ -139,9 +136,18 @@ class Crash(f.WwsfdTestCase):
                 self.assertEqual(stream.unexpected, [], "answers other than 200 before the kill")
                 tokens += stream.tokens
                 server.start()
-                cut = self.check_store(server, tokens, rnd)
-                sys.stderr.write("round %d: %d tokens, %d leases committed but cut before the answer so far\n"
-                                 % (rnd, len(stream.tokens), cut))
+                cut = self.check_store(server, tokens, rnd, **check)
+                sys.stderr.write("round %d: %d %s, %d leases committed but cut before the answer so far\n"
+                                 % (rnd, len(stream.tokens), what, cut))
+        return tokens
+
+    def test_kill_during_admissions(self):
+        seed = int(os.environ.get("WWSF_TEST_SEED", random.randrange(1 << 30)))
+        rng = random.Random(seed)
+        sys.stderr.write("random seed %d (set WWSF_TEST_SEED to repeat)\n" % seed)
+        server = self.start_server(pools=f.anonymous_pool(size=100000, lease_ttl="1h", quarantine="2h"),
+                                   config={"server": {"threads": "2"}, "anonymous": {"hook_helpers": "2"}})
+        tokens = self.kill_rounds(server, rng, "tokens")
         # The restarted daemon goes on: new visitors, new IMPUs, tokens that
         # verify with the same keys.
         seen = {c["impu"] for _, c in tokens}
@@ -187,26 +193,7 @@ class Crash(f.WwsfdTestCase):
             u = names[rng.randrange(len(names))]
             return s.post_json("/api/v1/login", {"username": u, "password": users[u]}, timeout=30)
 
-        tokens = []
-        for rnd in range(1, ROUNDS + 1):
-            with self.subTest(round=rnd):
-                stream = Stream(server, rnd, login)
-                stream.start()
-                want = MIN_TOKENS + rng.randrange(0, 20)
-                try:
-                    f.wait_until(lambda: stream.count() >= want, 120, "%d tokens in round %d" % (want, rnd),
-                                 interval=0.01)
-                    time.sleep(rng.uniform(0, 0.05))
-                finally:
-                    server.kill9()
-                    stuck = stream.join()
-                self.assertEqual(stuck, [], "client threads did not notice the kill")
-                self.assertEqual(stream.unexpected, [], "answers other than 200 before the kill")
-                tokens += stream.tokens
-                server.start()
-                cut = self.check_store(server, tokens, rnd, pool=LOGIN_POOL, same_user_again=True)
-                sys.stderr.write("round %d: %d logins, %d leases committed but cut before the answer so far\n"
-                                 % (rnd, len(stream.tokens), cut))
+        tokens = self.kill_rounds(server, rng, "logins", login, pool=LOGIN_POOL, same_user_again=True)
         # Every user logged in more than once keeps one IMPU across the kills.
         by_sub = {}
         for _, c in tokens:

@@ -10,10 +10,12 @@ took.
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,6 +35,27 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 def example_configs():
     """The shipped pool-config/*.ini files, sorted."""
     return sorted(os.path.join(POOL_CONFIG_DIR, f) for f in os.listdir(POOL_CONFIG_DIR) if f.endswith(".ini"))
+
+
+def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
+    """A port nobody uses on host right now (the server binds it a moment
+    later; a start that finds it taken picks another)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, what, interval=0.05):
+    """Polls predicate() until it returns something true; AssertionError
+    naming `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = predicate()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("gave up after %ds waiting for %s" % (timeout, what))
+        time.sleep(interval)
 
 
 def describe_status(rc):

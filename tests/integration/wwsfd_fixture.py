@@ -61,28 +61,9 @@ def describe_status(rc):
     return t.describe_status(rc) if rc is not None else "still running"
 
 
-def free_port(host="127.0.0.1"):
-    """A port nobody listens on right now (wwsfd binds it a moment later; a
-    start that finds it taken picks another)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+free_port = t.free_port
+wait_until = t.wait_until
 
-
-def wait_until(predicate, timeout, what, interval=0.05):
-    """Polls predicate() until it returns something true; AssertionError
-    naming `what` after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = predicate()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("gave up after %ds waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
-# ---- pool configuration ------------------------------------------------------
 
 def anonymous_pool(name="visitors", size=100, lease_ttl="10m", quarantine="20m", subscription="web",
                    kind="anonymous", prefix="+1555"):

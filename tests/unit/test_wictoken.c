@@ -4,7 +4,6 @@
  * Digest), Bearer stripping on other requests, configuration errors, and
  * the error strings. The attack suite is test_wictoken_attacks.c. */
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,21 +17,6 @@
 
 static struct tk_key *ec, *ec2, *rsa;
 static int64_t now = TK_NOW;
-
-static int64_t test_clock(void *userdata) {
-        return *(int64_t *) userdata;
-}
-
-static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *format(const char *fmt, ...) {
-        va_list ap;
-        char *s;
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                abort();
-        va_end(ap);
-        return s;
-}
 
 static int setup(void **state) {
         (void) state;
@@ -57,7 +41,7 @@ static struct wictoken_ctx *new_ctx(struct tk_key *const *keys, size_t n) {
         assert_int_equal(wictoken_add_issuer_jwks(ctx, TK_ISSUER, jwks, strlen(jwks)), 0);
         assert_int_equal(wictoken_set_audience(ctx, TK_AUDIENCE), 0);
         assert_int_equal(wictoken_set_realm(ctx, TK_REALM), 0);
-        wictoken_set_clock(ctx, test_clock, &now);
+        wictoken_set_clock(ctx, tk_clock, &now);
         free(jwks);
         return ctx;
 }
@@ -78,7 +62,7 @@ static int add_jwks(struct wictoken_ctx *ctx, const char *jwks) {
  * with its quotes, e.g. "\"alg\"") and `extra` members added. */
 static char *one_key(const struct tk_key *k, const char *extra) {
         char *m = tk_jwk_members(k);
-        char *s = format("{\"keys\":[{%s%s%s}]}", m, extra ? "," : "", extra ? extra : "");
+        char *s = tk_format("{\"keys\":[{%s%s%s}]}", m, extra ? "," : "", extra ? extra : "");
         free(m);
         return s;
 }
@@ -130,7 +114,7 @@ static void test_jwks_refusals(void **state) {
         char n1024[172];
         memset(n1024, 'w', 171);
         n1024[171] = '\0';
-        s = format("{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"r\",\"alg\":\"RS256\",\"n\":\"%s\",\"e\":\"AQAB\"}]}", n1024);
+        s = tk_format("{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"r\",\"alg\":\"RS256\",\"n\":\"%s\",\"e\":\"AQAB\"}]}", n1024);
         expect_refused(s, "1024 bits");
         free(s);
         s = one_key(ec, NULL);
@@ -154,13 +138,13 @@ static void test_jwks_refusals(void **state) {
         assert_non_null(at);
         static const char *const exponents[] = { "AQ", "Aw", "AQAA", "AAEAAQ", "AQAAAAE" };
         for (size_t i = 0; i < sizeof exponents / sizeof *exponents; i++) {
-                s = format("{\"keys\":[{%.*s\"e\":\"%s\"%s}]}", (int) (at - m), m, exponents[i],
+                s = tk_format("{\"keys\":[{%.*s\"e\":\"%s\"%s}]}", (int) (at - m), m, exponents[i],
                            at + strlen("\"e\":\"AQAB\""));
                 expect_refused(s, "e must be an odd number");
                 free(s);
         }
         /* The usual one loads. */
-        s = format("{\"keys\":[{%s}]}", m);
+        s = tk_format("{\"keys\":[{%s}]}", m);
         struct wictoken_ctx *ok;
         assert_int_equal(wictoken_ctx_new(&ok), 0);
         assert_int_equal(add_jwks(ok, s), 0);
@@ -173,7 +157,7 @@ static void test_jwks_file_and_reload(void **state) {
         (void) state;
         char dir[] = "/tmp/wictoken-test-XXXXXX";
         assert_non_null(mkdtemp(dir));
-        char *path = format("%s/jwks.json", dir);
+        char *path = tk_format("%s/jwks.json", dir);
         struct tk_key *one[] = { ec }, *two[] = { ec, rsa };
         char *jwks1 = tk_jwks(one, 1), *jwks2 = tk_jwks(two, 2);
         FILE *f = fopen(path, "w");
@@ -188,7 +172,7 @@ static void test_jwks_file_and_reload(void **state) {
         assert_int_equal(wictoken_add_issuer(ctx, TK_ISSUER, path), WICTOKEN_E_INVALID_ARGUMENT);
         assert_int_equal(wictoken_set_audience(ctx, TK_AUDIENCE), 0);
         assert_int_equal(wictoken_set_realm(ctx, TK_REALM), 0);
-        wictoken_set_clock(ctx, test_clock, &now);
+        wictoken_set_clock(ctx, tk_clock, &now);
         assert_int_equal(wictoken_key_count(ctx), 1);
 
         char *et = tk_token(ec, now), *es = tk_register_with(et), *rs = NULL;
@@ -306,7 +290,7 @@ static void test_forward(void **state) {
         wictoken_verdict_free(v);
 
         /* Bearer credentials in a Proxy-Authorization go too. */
-        char *auth = format("Authorization: Bearer %s\r\nProxy-Authorization: Bearer %s\r\n", token, token);
+        char *auth = tk_format("Authorization: Bearer %s\r\nProxy-Authorization: Bearer %s\r\n", token, token);
         char *both = tk_register("<" TK_IMPU ">", "<" TK_IMPU ">", auth);
         assert_int_equal(wictoken_check_register(ctx, both, strlen(both), NULL, &v), 0);
         assert_int_equal(wictoken_verdict_status(v), 200);
@@ -334,7 +318,7 @@ static void test_strip_bearer(void **state) {
         struct tk_key *keys[] = { ec };
         struct wictoken_ctx *ctx = new_ctx(keys, 1);
         char *token = tk_token(ec, now);
-        char *invite = format("INVITE sip:+15550005678@" TK_REALM " SIP/2.0\r\n"
+        char *invite = tk_format("INVITE sip:+15550005678@" TK_REALM " SIP/2.0\r\n"
                               "Via: SIP/2.0/WSS h.invalid;branch=z9hG4bK77\r\n"
                               "Max-Forwards: 70\r\n"
                               "To: <sip:+15550005678@" TK_REALM ">\r\n"

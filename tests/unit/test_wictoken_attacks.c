@@ -25,21 +25,6 @@ static struct tk_key *ec, *rsa, *other, *attacker;
 static struct wictoken_ctx *ctx;
 static int64_t now = TK_NOW;
 
-static int64_t test_clock(void *userdata) {
-        return *(int64_t *) userdata;
-}
-
-static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *format(const char *fmt, ...) {
-        va_list ap;
-        char *s;
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                abort();
-        va_end(ap);
-        return s;
-}
-
 /* Claim text for signed_with(), which copies it. */
 static const char *format_static(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static const char *format_static(const char *fmt, ...) {
@@ -64,7 +49,7 @@ static int setup(void **state) {
             wictoken_set_audience(ctx, TK_AUDIENCE) < 0 || wictoken_set_realm(ctx, TK_REALM) < 0 ||
             wictoken_set_token_binding(ctx, 1) < 0)
                 return -1;
-        wictoken_set_clock(ctx, test_clock, &now);
+        wictoken_set_clock(ctx, tk_clock, &now);
         free(jwks);
         free(jwks_other);
         return 0;
@@ -105,7 +90,7 @@ static char *reg(char *token) {
 
 static char *reg_to_from(const char *to, const char *from) {
         char *t = tk_token(ec, now);
-        char *auth = format("Authorization: Bearer %s\r\n", t);
+        char *auth = tk_format("Authorization: Bearer %s\r\n", t);
         char *m = tk_register(to, from, auth);
         free(t);
         free(auth);
@@ -114,7 +99,7 @@ static char *reg_to_from(const char *to, const char *from) {
 
 static char *unsigned_token(const char *header, const char *claims, const char *sig) {
         char *h = tk_b64url(header, strlen(header)), *c = tk_b64url(claims, strlen(claims));
-        char *t = format("%s.%s.%s", h, c, sig);
+        char *t = tk_format("%s.%s.%s", h, c, sig);
         free(h);
         free(c);
         return t;
@@ -123,7 +108,7 @@ static char *unsigned_token(const char *header, const char *claims, const char *
 static char *a_alg_none(void) {
         char *c = tk_claims(now, TK_IMPU, TK_IMPI, NULL, NULL);
         char *t = unsigned_token("{\"alg\":\"none\",\"kid\":\"ec-2026-11\",\"typ\":\"JWT\"}", c, "");
-        char *t2 = format("%sAA", t);   /* some signature bytes, in case an empty one is refused for that alone */
+        char *t2 = tk_format("%sAA", t);   /* some signature bytes, in case an empty one is refused for that alone */
         free(c);
         free(t);
         return reg(t2);
@@ -135,11 +120,11 @@ static char *a_hs256_with_public_key(void) {
         const char *header = "{\"alg\":\"HS256\",\"kid\":\"rsa-2026-11\",\"typ\":\"JWT\"}";
         char *c = tk_claims(now, TK_IMPU, TK_IMPI, NULL, NULL);
         char *h64 = tk_b64url(header, strlen(header)), *c64 = tk_b64url(c, strlen(c));
-        char *input = format("%s.%s", h64, c64);
+        char *input = tk_format("%s.%s", h64, c64);
         unsigned char mac[32];
         gnutls_hmac_fast(GNUTLS_MAC_SHA256, jwk, strlen(jwk), input, strlen(input), mac);
         char *m64 = tk_b64url(mac, 32);
-        char *t = format("%s.%s", input, m64);
+        char *t = tk_format("%s.%s", input, m64);
         free(jwk);
         free(c);
         free(h64);
@@ -174,7 +159,7 @@ static char *a_changed_payload(void) {
         char *c = tk_claims(now, "sip:+15550009999@ims.example.com", TK_IMPI, NULL, NULL);
         char *c64 = tk_b64url(c, strlen(c));
         char *dot1 = strchr(t, '.'), *dot2 = strrchr(t, '.');
-        char *forged = format("%.*s.%s%s", (int) (dot1 - t), t, c64, dot2);
+        char *forged = tk_format("%.*s.%s%s", (int) (dot1 - t), t, c64, dot2);
         free(t);
         free(c);
         free(c64);
@@ -197,7 +182,7 @@ static char *a_truncated(void) {
 
 static char *a_extra_segment(void) {
         char *t = tk_token(ec, now);
-        char *t2 = format("%s.e30", t);
+        char *t2 = tk_format("%s.e30", t);
         free(t);
         return reg(t2);
 }
@@ -269,7 +254,7 @@ static char *a_display_name_trick(void) {
 
 static char *a_user_case_trick(void) {
         char *t = signed_with(ec, "impu", "\"impu\":\"sip:alice@ims.example.com\"");
-        char *auth = format("Authorization: Bearer %s\r\n", t);
+        char *auth = tk_format("Authorization: Bearer %s\r\n", t);
         char *m = tk_register("<sip:Alice@ims.example.com>", "<sip:Alice@ims.example.com>", auth);
         free(t);
         free(auth);
@@ -289,7 +274,7 @@ static char *a_user_escape_trick(void) {
 
 static char *a_two_authorization(void) {
         char *t = tk_token(ec, now);
-        char *auth = format("Authorization: Bearer %s\r\nAuthorization: Bearer %s\r\n", t, t);
+        char *auth = tk_format("Authorization: Bearer %s\r\nAuthorization: Bearer %s\r\n", t, t);
         char *m = tk_register("<" TK_IMPU ">", "<" TK_IMPU ">", auth);
         free(t);
         free(auth);
@@ -298,7 +283,7 @@ static char *a_two_authorization(void) {
 
 static char *a_bearer_plus_digest(void) {
         char *t = tk_token(ec, now);
-        char *auth = format("Authorization: Bearer %s\r\nAuthorization: Digest username=\"" TK_IMPI "\", realm=\"" TK_REALM
+        char *auth = tk_format("Authorization: Bearer %s\r\nAuthorization: Digest username=\"" TK_IMPI "\", realm=\"" TK_REALM
                             "\", uri=\"sip:" TK_REALM "\", nonce=\"\", response=\"\", integrity-protected=\"auth-done\"\r\n",
                             t);
         char *m = tk_register("<" TK_IMPU ">", "<" TK_IMPU ">", auth);
@@ -332,7 +317,7 @@ static char *a_outside_base64url(void) {
 
 static char *a_padding(void) {
         char *t = tk_token(ec, now);
-        char *t2 = format("%s==", t);
+        char *t2 = tk_format("%s==", t);
         free(t);
         return reg(t2);
 }
@@ -349,7 +334,7 @@ static char *a_jku_elsewhere(void) {
 
 static char *a_embedded_jwk(void) {
         char *jwk = tk_jwk_members(attacker);
-        char *header = format("{\"alg\":\"ES256\",\"kid\":\"ec-2026-11\",\"typ\":\"JWT\",\"jwk\":{%s}}", jwk);
+        char *header = tk_format("{\"alg\":\"ES256\",\"kid\":\"ec-2026-11\",\"typ\":\"JWT\",\"jwk\":{%s}}", jwk);
         char *m = reg(with_header(attacker, header));
         free(jwk);
         free(header);
@@ -376,7 +361,7 @@ static char *a_exp_as_string(void) {
 
 static char *a_client_path(void) {
         char *t = tk_token(ec, now);
-        char *auth = format("Authorization: Bearer %s\r\nPath: <sip:evil.example.org;lr>\r\n", t);
+        char *auth = tk_format("Authorization: Bearer %s\r\nPath: <sip:evil.example.org;lr>\r\n", t);
         char *m = tk_register("<" TK_IMPU ">", "<" TK_IMPU ">", auth);
         free(t);
         free(auth);
@@ -507,7 +492,7 @@ static char *c_rs256(void) {
 
 static char *c_access_token_form(void) {
         char *t = tk_token(ec, now);
-        char *auth = format("Authorization: Bearer access_token=\"%s\"\r\n", t);
+        char *auth = tk_format("Authorization: Bearer access_token=\"%s\"\r\n", t);
         char *m = tk_register("<" TK_IMPU ">", "<" TK_IMPU ">", auth);
         free(t);
         free(auth);

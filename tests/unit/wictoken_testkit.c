@@ -13,8 +13,7 @@ static void die(const char *what, int rc) {
         abort();
 }
 
-static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *format(const char *fmt, ...) {
+char *tk_format(const char *fmt, ...) {
         va_list ap;
         char *s;
         va_start(ap, fmt);
@@ -22,6 +21,10 @@ static char *format(const char *fmt, ...) {
                 abort();
         va_end(ap);
         return s;
+}
+
+int64_t tk_clock(void *userdata) {
+        return *(const int64_t *) userdata;
 }
 
 char *tk_b64url(const void *data, size_t len) {
@@ -123,7 +126,7 @@ char *tk_jwk_members(const struct tk_key *k) {
                 if ((rc = gnutls_pubkey_export_ecc_raw2(k->pub, &curve, &a, &b, 0)) < 0)
                         die("export_ecc_raw2", rc);
                 char *x = number(&a, 32), *y = number(&b, 32);
-                s = format("\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\",\"kid\":\"%s\",\"use\":\"sig\","
+                s = tk_format("\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\",\"kid\":\"%s\",\"use\":\"sig\","
                            "\"alg\":\"ES256\"",
                            x, y, k->kid);
                 free(x);
@@ -132,7 +135,7 @@ char *tk_jwk_members(const struct tk_key *k) {
                 if ((rc = gnutls_pubkey_export_rsa_raw2(k->pub, &a, &b, 0)) < 0)
                         die("export_rsa_raw2", rc);
                 char *n = number(&a, 0), *e = number(&b, 0);
-                s = format("\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"%s\",\"kid\":\"%s\",\"use\":\"sig\",\"alg\":\"RS256\"", n,
+                s = tk_format("\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"%s\",\"kid\":\"%s\",\"use\":\"sig\",\"alg\":\"RS256\"", n,
                            e, k->kid);
                 free(n);
                 free(e);
@@ -143,15 +146,15 @@ char *tk_jwk_members(const struct tk_key *k) {
 }
 
 char *tk_jwks(struct tk_key *const *keys, size_t n) {
-        char *s = format("{\"keys\":[");
+        char *s = tk_format("{\"keys\":[");
         for (size_t i = 0; i < n; i++) {
                 char *m = tk_jwk_members(keys[i]);
-                char *t = format("%s%s{%s}", s, i ? "," : "", m);
+                char *t = tk_format("%s%s{%s}", s, i ? "," : "", m);
                 free(s);
                 free(m);
                 s = t;
         }
-        char *t = format("%s]}", s);
+        char *t = tk_format("%s]}", s);
         free(s);
         return t;
 }
@@ -159,7 +162,7 @@ char *tk_jwks(struct tk_key *const *keys, size_t n) {
 static char *sign(const struct tk_key *k, const char *header_json, const char *payload_json, int der) {
         char *h = tk_b64url(header_json, strlen(header_json));
         char *p = tk_b64url(payload_json, strlen(payload_json));
-        char *input = format("%s.%s", h, p);
+        char *input = tk_format("%s.%s", h, p);
         gnutls_datum_t data = { (unsigned char *) input, (unsigned) strlen(input) }, sig;
         int rc = gnutls_privkey_sign_data2(k->priv, k->alg == TK_ES256 ? GNUTLS_SIGN_ECDSA_SHA256 : GNUTLS_SIGN_RSA_SHA256,
                                            0, &data, &sig);
@@ -180,7 +183,7 @@ static char *sign(const struct tk_key *k, const char *header_json, const char *p
         } else
                 s = tk_b64url(sig.data, sig.size);
         gnutls_free(sig.data);
-        char *token = format("%s.%s", input, s);
+        char *token = tk_format("%s.%s", input, s);
         free(h);
         free(p);
         free(input);
@@ -197,7 +200,7 @@ char *tk_sign_der(const struct tk_key *k, const char *header_json, const char *p
 }
 
 char *tk_header(const struct tk_key *k) {
-        return format("{\"alg\":\"%s\",\"kid\":\"%s\",\"typ\":\"JWT\"}", k->alg == TK_ES256 ? "ES256" : "RS256", k->kid);
+        return tk_format("{\"alg\":\"%s\",\"kid\":\"%s\",\"typ\":\"JWT\"}", k->alg == TK_ES256 ? "ES256" : "RS256", k->kid);
 }
 
 static int omitted(const char *omit, const char *name) {
@@ -215,35 +218,35 @@ static int omitted(const char *omit, const char *name) {
 }
 
 char *tk_claims(int64_t now, const char *impu, const char *impi, const char *omit, const char *extra) {
-        char *s = format("{");
+        char *s = tk_format("{");
         struct {
                 const char *name;
                 char *value;
         } members[] = {
-                { "iss", format("\"%s\"", TK_ISSUER) },
-                { "aud", format("\"%s\"", TK_AUDIENCE) },
-                { "sub", format("\"u-3f9a1c\"") },
-                { "iat", format("%lld", (long long) now) },
-                { "nbf", format("%lld", (long long) now) },
-                { "exp", format("%lld", (long long) now + 300) },
-                { "jti", format("\"jti-%lld-%d\"", (long long) now, rand()) },
-                { "impu", format("\"%s\"", impu) },
-                { "impi", format("\"%s\"", impi) },
-                { "3gpp-wwsf", format("\"%s\"", TK_ISSUER) },
-                { "anon", format("false") },
-                { "lease_exp", format("%lld", (long long) now + 3600) },
+                { "iss", tk_format("\"%s\"", TK_ISSUER) },
+                { "aud", tk_format("\"%s\"", TK_AUDIENCE) },
+                { "sub", tk_format("\"u-3f9a1c\"") },
+                { "iat", tk_format("%lld", (long long) now) },
+                { "nbf", tk_format("%lld", (long long) now) },
+                { "exp", tk_format("%lld", (long long) now + 300) },
+                { "jti", tk_format("\"jti-%lld-%d\"", (long long) now, rand()) },
+                { "impu", tk_format("\"%s\"", impu) },
+                { "impi", tk_format("\"%s\"", impi) },
+                { "3gpp-wwsf", tk_format("\"%s\"", TK_ISSUER) },
+                { "anon", tk_format("false") },
+                { "lease_exp", tk_format("%lld", (long long) now + 3600) },
         };
         int first = 1;
         for (size_t i = 0; i < sizeof members / sizeof *members; i++) {
                 if (!omitted(omit, members[i].name)) {
-                        char *t = format("%s%s\"%s\":%s", s, first ? "" : ",", members[i].name, members[i].value);
+                        char *t = tk_format("%s%s\"%s\":%s", s, first ? "" : ",", members[i].name, members[i].value);
                         free(s);
                         s = t;
                         first = 0;
                 }
                 free(members[i].value);
         }
-        char *t = format("%s%s%s}", s, extra && !first ? "," : "", extra ? extra : "");
+        char *t = tk_format("%s%s%s}", s, extra && !first ? "," : "", extra ? extra : "");
         free(s);
         return t;
 }
@@ -257,7 +260,7 @@ char *tk_token(const struct tk_key *k, int64_t now) {
 }
 
 char *tk_register(const char *to, const char *from, const char *auth_lines) {
-        return format("REGISTER sip:%s SIP/2.0\r\n"
+        return tk_format("REGISTER sip:%s SIP/2.0\r\n"
                       "Via: SIP/2.0/WSS 4hd8s2k1mq0r.invalid;branch=z9hG4bK8812733\r\n"
                       "Max-Forwards: 69\r\n"
                       "To: %s\r\n"
@@ -277,7 +280,7 @@ char *tk_register(const char *to, const char *from, const char *auth_lines) {
 }
 
 char *tk_register_with(const char *token) {
-        char *auth = format("Authorization: Bearer %s\r\n", token);
+        char *auth = tk_format("Authorization: Bearer %s\r\n", token);
         char *m = tk_register("<" TK_IMPU ">", "<" TK_IMPU ">", auth);
         free(auth);
         return m;

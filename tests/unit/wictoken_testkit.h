@@ -30,6 +30,11 @@ struct tk_key {
         gnutls_pubkey_t pub;
 };
 
+/* vasprintf that aborts instead of failing. */
+char *tk_format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A wictoken_clock_fn reading the int64_t seconds userdata points to. */
+int64_t tk_clock(void *userdata);
+
 /* A new key (RSA: 2048 bits). */
 struct tk_key *tk_key_new(enum tk_alg alg, const char *kid);
 void tk_key_free(struct tk_key *k);
