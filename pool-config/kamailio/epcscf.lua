@@ -16,8 +16,11 @@
 --                        answered here; accepted: Authorization replaced by
 --                        the TNA header, Path with the WIC's flow added
 --                        (path module, received=), relayed to the S-CSCF.
---   other WIC requests   only on a connection that registered; Bearer
---                        Authorization removed; relayed to the S-CSCF.
+--   other WIC requests   only on a connection whose registration stands;
+--                        Bearer Authorization removed; the caller's identity
+--                        asserted here (P-Asserted-Identity: the IMPU the
+--                        connection registered, whatever the WIC wrote);
+--                        relayed to the S-CSCF.
 --   from the core        only from core_addresses; routed by Route (the Path
 --                        of the registration): the path module's
 --                        use_received points $du at the WIC's WebSocket,
@@ -82,6 +85,15 @@ local WWSF_ISSUER = settings.wwsf_issuer
 local JWKS_RELOAD = settings.jwks_reload
 local TOKEN_LEEWAY = settings.token_leeway
 local TOKEN_BINDING = settings.token_binding == "yes"
+
+-- A connection may send other requests for as long as the registration it
+-- asked for, plus this many seconds (the S-CSCF may grant less; it checks
+-- the registration again on every request, see scscf.cfg), and at most
+-- MAX_FLOW_SECONDS. Without an expiry in the REGISTER, the registrar's
+-- default (RFC 3261 section 10.2.1.1).
+local FLOW_SLACK = 30
+local MAX_FLOW_SECONDS = 86400
+local DEFAULT_EXPIRES = 600
 
 local wt = require "wictoken"
 
@@ -205,6 +217,28 @@ local function bound_elsewhere(verdict, conid)
         return first ~= nil and tostring(first) ~= conid
 end
 
+-- The expiry a REGISTER asks for (RFC 3261 section 10.2.1.1): the first
+-- Contact's expires parameter, else the Expires header, else the default;
+-- 0 for "Contact: *"; nil for a REGISTER without Contact (a query, which
+-- changes no binding).
+local function requested_expires()
+        local contact = KSR.pv.get("$hdr(Contact)")
+        if contact == nil then
+                return nil
+        end
+        if contact:match("^%s*%*") then
+                return 0
+        end
+        -- Parameters of the URI (inside <>) and quoted display names are not
+        -- the Contact's own.
+        local params = contact:gsub('"[^"]*"', ""):gsub("<[^>]*>", "")
+        local e = params:match(";%s*[Ee][Xx][Pp][Ii][Rr][Ee][Ss]%s*=%s*(%d+)")
+        if e == nil then
+                e = KSR.pv.get("$hdr(Expires)")
+        end
+        return tonumber(e) or DEFAULT_EXPIRES
+end
+
 local function register_from_wic()
         reload_keys_when_due()
         local conid = tostring(KSR.pv.get("$conid"))
@@ -233,8 +267,15 @@ local function register_from_wic()
         end
         KSR.info(string.format("REGISTER of %s (%s) from %s:%s accepted\n", verdict.impu, verdict.impi,
                 KSR.pv.get("$si"), tostring(KSR.pv.get("$sp"))))
-        -- The connection may now send other requests (see wic_request()).
-        KSR.htable.sht_sets("wicflows", conid, verdict.impu)
+        -- The connection may now send other requests as this IMPU (see
+        -- wic_request()), until its registration ends; a de-registration
+        -- ends that at once.
+        local expires = requested_expires()
+        if expires == 0 then
+                KSR.htable.sht_rm("wicflows", conid)
+        elseif expires ~= nil then
+                KSR.htable.sht_setxs("wicflows", conid, verdict.impu, math.min(expires, MAX_FLOW_SECONDS) + FLOW_SLACK)
+        end
         -- The token never reaches the core: every Authorization goes, the
         -- Trusted Node Authentication header takes its place.
         KSR.hdr.remove("Authorization")
@@ -268,12 +309,39 @@ local function strip_bearer()
         return removed
 end
 
+-- The caller's identity is the eP-CSCF's to say (RFC 3325, TS 24.229
+-- 5.2.6.3.3): whatever identity headers a WIC wrote go; on an initial
+-- request, P-Asserted-Identity names the IMPU its connection registered, the
+-- one identity the S-CSCF and the callee trust (From stays the WIC's words).
+local function drop_claimed_identity()
+        KSR.hdr.remove("P-Asserted-Identity")
+        KSR.hdr.remove("P-Preferred-Identity")
+end
+
+local function assert_identity(impu)
+        KSR.hdr.append("P-Asserted-Identity: <" .. impu .. ">\r\n")
+end
+
+-- The IMPU that a WIC's connection registered (with a standing
+-- registration), or nil.
+local function flow_impu()
+        local impu = KSR.htable.sht_get("wicflows", tostring(KSR.pv.get("$conid")))
+        -- Came from a checked token; still, nothing that could end the
+        -- header goes into one.
+        if impu == nil or impu:find('[%c%s<>"]') then
+                return nil
+        end
+        return impu
+end
+
 local function wic_request()
-        if KSR.htable.sht_get("wicflows", tostring(KSR.pv.get("$conid"))) == nil then
+        local impu = flow_impu()
+        if impu == nil then
                 KSR.sl.send_reply(403, "Forbidden")
                 return
         end
         strip_bearer()
+        drop_claimed_identity()
         -- The WIC's Contact names no reachable host: mark it with its
         -- connection (";alias=") for requests that target it later.
         if KSR.hdr.is_present("Contact") > 0 then
@@ -294,6 +362,7 @@ local function wic_request()
                 return
         end
         -- Originating requests go to the S-CSCF; stay on the path of the dialog.
+        assert_identity(impu)
         KSR.rr.record_route()
         KSR.setdsturi(SCSCF_URI)
         relay()
@@ -359,11 +428,19 @@ function ksr_request_route()
 end
 
 -- Answers of a WIC (to requests from the core): its Contact gets the same
--- alias as in its requests.
+-- alias as in its requests; the identity of the answering party is asserted
+-- as for requests.
 function ksr_reply_route()
         routing = true
-        if KSR.is_WSX() and KSR.hdr.is_present("Contact") > 0 then
-                KSR.nathelper.add_contact_alias()
+        if KSR.is_WSX() then
+                if KSR.hdr.is_present("Contact") > 0 then
+                        KSR.nathelper.add_contact_alias()
+                end
+                drop_claimed_identity()
+                local impu = flow_impu()
+                if impu ~= nil then
+                        assert_identity(impu)
+                end
         end
         return 1
 end

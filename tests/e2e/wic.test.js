@@ -102,7 +102,8 @@ f.test('alice calls bob, bob answers, media flows both ways, alice hangs up', { 
   await alice.waitCall(['calling', 'ringing']);
   await bob.waitCall('incoming');
   assert.ok(await bob.visible('#incoming'), '#incoming is not shown');
-  assert.match(await bob.text('#incoming-from'), /alice/);
+  // The caller as the eP-CSCF asserts it: alice's registered IMPU, nothing else.
+  assert.strictEqual(await bob.text('#incoming-from'), await alice.impu());
   await alice.waitCall('ringing');
   await bob.screenshot('04-incoming-call');
   await bob.page.click('#answer-button');

@@ -20,6 +20,11 @@ processes, with libwictoken checking tokens through wictoken.so (KEMI Lua):
   the eP-CSCF again, down the callee's WebSocket, the SDP untouched; ACK,
   re-INVITE and BYE follow the Record-Route both ways; CANCEL before the
   answer; an IMPU nobody registered (or that unregistered) gets 480;
+- the caller's identity is the eP-CSCF's to assert: a WIC's request (and
+  answer) carries one P-Asserted-Identity, the IMPU its connection
+  registered, whatever the WIC wrote; requests from outside lose theirs;
+  a de-registered connection may send nothing; the S-CSCF serves a caller
+  only while its IMPU is registered;
 - a key added to the JWKS file is picked up without a restart; without its
   JWKS file the eP-CSCF does not start.
 
@@ -375,6 +380,82 @@ class EdgeAndCore(f.KamailioTestCase):
         while final is None or final.status is None or final.status < 200:
             final = c.receive()
         self.assertStatus(final, 200)
+
+    # -- who is calling: asserted by the eP-CSCF --
+
+    def message_between(self, sender, sender_impu, receiver, receiver_impu, from_uri, extra=(), reply_extra=()):
+        """A MESSAGE from one registered WIC to another through both CSCFs;
+        returns (the request as the receiver got it, the final response as
+        the sender got it)."""
+        call_id = f.random_token(20)
+        sender.send(f.request("MESSAGE", receiver_impu, from_uri, receiver_impu,
+                              "SIP/2.0/WSS %s.invalid" % f.random_token(8), call_id=call_id, body="who?",
+                              extra=list(extra)))
+        got = f.wait_for_request(receiver, "MESSAGE")
+        self.assertEqual(got.call_id, call_id)
+        receiver.send(f.response_to(got, 200, "OK", extra=list(reply_extra)))
+        return got, f.wait_for_response(sender, call_id)
+
+    def test_the_edge_asserts_who_is_calling(self):
+        """Whatever identity a WIC claims (From, P-Asserted-Identity,
+        P-Preferred-Identity), the request reaches the callee with one
+        P-Asserted-Identity: the IMPU the caller's connection registered; the
+        same for the callee's answer."""
+        alice, alice_impu = self.registered_wic("asserted")
+        bob, bob_impu = self.registered_wic("asked")
+        ceo = "sip:ceo@%s" % f.DOMAIN
+        got, answer = self.message_between(
+            alice, alice_impu, bob, bob_impu, ceo,
+            extra=["P-Asserted-Identity: <%s>" % ceo, "P-Preferred-Identity: <%s>" % ceo,
+                   "P-Asserted-Identity: <tel:+15550100>"],
+            reply_extra=["P-Asserted-Identity: <%s>" % ceo])
+        self.assertEqual(got.header_all("P-Asserted-Identity"), ["<%s>" % alice_impu], str(got))
+        self.assertEqual(got.header_all("P-Preferred-Identity"), [])
+        self.assertIn(ceo, got.header("From"), "From is the WIC's own words and stays")
+        self.assertStatus(answer, 200)
+        self.assertEqual(answer.header_all("P-Asserted-Identity"), ["<%s>" % bob_impu], str(answer))
+
+    def test_requests_from_outside_lose_their_asserted_identity(self):
+        bob, bob_impu = self.registered_wic("listener")
+        peer = f.UdpSip()
+        self.addCleanup(peer.close)
+        ceo = "sip:ceo@%s" % f.DOMAIN
+        msg = f.request("MESSAGE", bob_impu, ceo, bob_impu, peer.via, body="trust me",
+                        extra=["P-Asserted-Identity: <%s>" % ceo])
+        peer.send(msg, self.sip_port)
+        got = f.wait_for_request(bob, "MESSAGE")
+        self.assertEqual(got.body, "trust me")
+        self.assertEqual(got.header_all("P-Asserted-Identity"), [], str(got))
+        bob.send(f.response_to(got, 200, "OK"))
+        self.assertStatus(peer.receive(), 200)
+
+    def test_deregistered_connection_may_send_nothing_else(self):
+        c, who = self.wic(), impu("leaving")
+        call_id, contact = f.random_token(20), f.wic_contact()
+        self.assertStatus(self.register(c, who, self.token(who), call_id=call_id, contact=contact), 200)
+        self.assertStatus(self.register(c, who, self.token(who), call_id=call_id, cseq=2, expires=0,
+                                        contact=contact), 200)
+        msg_id = f.random_token(20)
+        r = c.transaction(f.request("MESSAGE", who, who, who, "SIP/2.0/WSS %s.invalid" % f.random_token(8),
+                                    call_id=msg_id, body="still here?"))
+        self.assertStatus(r, 403)
+        self.assertNotIn(msg_id, self.core_log())
+
+    def test_core_serves_only_registered_callers(self):
+        """A registration that ended at the S-CSCF (here removed by the
+        operator) while the eP-CSCF still lets the connection send: the
+        S-CSCF refuses the caller's requests with 403."""
+        alice, alice_impu = self.registered_wic("removed")
+        bob, bob_impu = self.registered_wic("untouched")
+        self.scscf.kamcmd("ul.rm", "location", alice_impu.split(":", 1)[1])
+        self.assertIsNone(self.registered_contacts(alice_impu))
+        call_id = f.random_token(20)
+        r = alice.transaction(f.request("MESSAGE", bob_impu, alice_impu, bob_impu,
+                                        "SIP/2.0/WSS %s.invalid" % f.random_token(8), call_id=call_id, body="x"))
+        self.assertStatus(r, 403)
+        self.assertIn("from %s refused: not registered" % alice_impu, self.core_log())
+        with self.assertRaises(socket.timeout):
+            bob.receive(0.5)
 
     # -- calls between two WICs --
 

@@ -32,6 +32,13 @@ const REGISTER_RETRY_MS = 20000;
 // final. Harmless in production: nothing sets it but a test.
 let tamperTokens = false;
 
+/** The URI of an incoming request's P-Asserted-Identity, or null. */
+function assertedIdentity(request) {
+  const value = request && request.getHeader('P-Asserted-Identity');
+  const parsed = value ? JsSIP.NameAddrHeader.parse(value) : undefined;
+  return parsed ? parsed.uri : null;
+}
+
 /** JsSIP's own log (every SIP message) in the console. */
 export function enableDebugLog() {
   JsSIP.debug.enable('JsSIP:*');
@@ -478,7 +485,7 @@ export class Phone extends EventTarget {
     return (await inboundBytes(pc)) > before;
   }
 
-  #onNewSession({ originator, session }) {
+  #onNewSession({ originator, session, request }) {
     if (originator !== 'remote')
       return; // ours: adopted in call()
     if (this.#session || this.#callState === 'calling' || this.#stopping) {
@@ -486,9 +493,13 @@ export class Phone extends EventTarget {
       return;
     }
     this.#direction = 'incoming';
-    this.#peer = session.remote_identity.uri.toString();
+    // Who calls is what the network asserts (the eP-CSCF puts the caller's
+    // registered IMPU in P-Asserted-Identity); From and its display name
+    // are the caller's own words, shown only when nothing is asserted.
+    const asserted = assertedIdentity(request);
+    this.#peer = (asserted || session.remote_identity.uri).toString();
     this.#adopt(session, null);
-    const name = session.remote_identity.display_name;
+    const name = asserted ? null : session.remote_identity.display_name;
     this.#setCall('incoming', `Incoming call from ${name ? `${name} <${this.#peer}>` : this.#peer}`);
   }
 
