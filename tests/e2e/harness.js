@@ -232,6 +232,12 @@ class Wic {
     return this;
   }
 
+  /** Reloads the page (the tab's sessionStorage and cookies stay). */
+  async reload() {
+    await this.page.reload();
+    await this.page.waitForFunction(() => window.wic && typeof window.wic.state === 'function');
+  }
+
   keep(line) {
     this.console.push(line);
     if (this.console.length > 400)

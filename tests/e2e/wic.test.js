@@ -81,6 +81,38 @@ f.test('an anonymous visitor admitted by the hook registers with an acme-visitor
   await w.close();
 });
 
+f.test('a reloaded page takes its session back: the same IMPU, registered again from the same device', {},
+  async () => {
+    const w = await f.wic('reloaded');
+    await w.visitor('Rita Reload', 'rita@example.com');
+    await w.waitRegistered();
+    const impu = await w.impu();
+    const lease = f.stack.lease(impu);
+    const contacts = (record) => (record.match(/Address: /g) || []).length;
+    assert.equal(contacts(assertRegisteredInCore(impu)), 1);
+    await w.reload();
+    await w.waitRegistered();
+    assert.equal(await w.impu(), impu);
+    const after = f.stack.lease(impu);
+    assert.equal(after.state, 'leased');
+    assert.equal(after.holder, lease.holder, 'the lease changed hands on reload');
+    assert.ok(after.expires_at >= lease.expires_at, 'the lease was not renewed');
+    // The reloaded page registered the same Contact: its old binding was
+    // replaced, not joined by a second one.
+    const record = assertRegisteredInCore(impu);
+    assert.equal(contacts(record), 1, record);
+    // After logout a reload shows the forms: nothing to take back.
+    await w.page.click('#logout-button');
+    await w.page.waitForSelector('#admission', { state: 'visible' });
+    await w.reload();
+    await w.page.waitForSelector('#login-form', { state: 'visible' });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal((await w.state()).view, 'admission');
+    assert.equal(await w.visible('#session'), false);
+    assert.equal(f.stack.lease(impu).state, 'quarantine');
+    await w.close();
+  });
+
 f.test('a visitor who leaves the form empty is refused with the hook\'s reason and gets no IMPU', {}, async () => {
   const before = f.stack.leases('acme-visitors').length;
   const w = await f.wic('empty-form');
@@ -230,6 +262,12 @@ f.test('two tabs of one browser keep their own sessions, refresh them and call e
       await waitFor(async () => (await w.regCount()) > before, `${w.name} to re-register`, 20000);
       assert.equal(await w.impu(), impu);
       assert.equal(await w.attr('#reg-state', 'data-state'), 'registered');
+    }
+    // Reloaded, each tab takes back its own session, not the browser's newest.
+    for (const [w, impu] of [[one, impuOne], [two, impuTwo]]) {
+      await w.reload();
+      await w.waitRegistered();
+      assert.equal(await w.impu(), impu, `${w.name} took another session back`);
     }
     assertRegisteredInCore(impuOne);
     assertRegisteredInCore(impuTwo);

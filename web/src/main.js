@@ -1,5 +1,6 @@
-// The WIC's entry point: admission (login or visitor form), then one Phone
-// per session until logout. Query parameters:
+// The WIC's entry point: admission (login or visitor form), or the session
+// this tab had before a reload, then one Phone per session until logout.
+// Query parameters:
 //   ?expires=N  REGISTER expiry in seconds (default 600; tests use short ones)
 //   ?debug      JsSIP's own log in the console (SIP messages included)
 
@@ -118,6 +119,27 @@ $('logout-button').addEventListener('click', async () => {
     ui.busy(button, false);
   }
 });
+
+// A reloaded page takes back the session its tab had (api.resume()): the
+// same IMPU, registered again from the same device (phone.js tabDevice()).
+// The forms' buttons wait for its answer, so that two sessions do not start
+// at once.
+async function resumeSession() {
+  const buttons = [$('login-button'), $('anon-button')];
+  buttons.forEach((b) => ui.busy(b, true));
+  try {
+    const grant = await api.resume();
+    if (grant && !phone)
+      startSession(grant);
+  } catch (e) {
+    if (!phone)
+      ui.showError(ui.apiProblem(e));
+  } finally {
+    buttons.forEach((b) => ui.busy(b, false));
+  }
+}
+
+resumeSession();
 
 // For the end-to-end tests (and a curious user's console); the contract is
 // in web/README.md.

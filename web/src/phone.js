@@ -32,6 +32,37 @@ const REGISTER_RETRY_MS = 20000;
 // final. Harmless in production: nothing sets it but a test.
 let tamperTokens = false;
 
+// This tab's SIP device: the Contact and +sip.instance JsSIP registers with,
+// kept in the tab's sessionStorage so that a reloaded page's REGISTER
+// replaces its old binding at the registrar instead of adding a second one
+// that nobody answers. Without storage, a new device per page.
+const DEVICE_KEY = 'wwsf.device';
+
+function randomToken(n) {
+  const bytes = crypto.getRandomValues(new Uint8Array(n));
+  return Array.from(bytes, (b) => (b % 36).toString(36)).join('');
+}
+
+function tabDevice() {
+  let store = null;
+  try {
+    store = window.sessionStorage;
+    const d = JSON.parse(store.getItem(DEVICE_KEY) || 'null');
+    if (d && /^[a-z0-9]{8}$/.test(d.user) && /^[a-z0-9]{12}\.invalid$/.test(d.host)
+        && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(d.instance))
+      return d;
+  } catch (e) {
+    // refused or not JSON: a new one
+  }
+  const device = { user: randomToken(8), host: `${randomToken(12)}.invalid`, instance: crypto.randomUUID() };
+  try {
+    store?.setItem(DEVICE_KEY, JSON.stringify(device));
+  } catch (e) {
+    // full or refused
+  }
+  return device;
+}
+
 /** The URI of an incoming request's P-Asserted-Identity, or null. */
 function assertedIdentity(request) {
   const value = request && request.getHeader('P-Asserted-Identity');
@@ -186,10 +217,13 @@ export class Phone extends EventTarget {
 
   start() {
     let ua;
+    const device = tabDevice();
     try {
       ua = new JsSIP.UA({
         sockets: [new JsSIP.WebSocketInterface(this.#grant.epcscfUri)],
         uri: this.#grant.impu,
+        contact_uri: `sip:${device.user}@${device.host};transport=ws`,
+        instance_id: device.instance,
         authorization_jwt: bearer(this.#grant.token),
         // Registration is started here, on 'connected', once the token is
         // known to be good for this connection (see #onConnected).
