@@ -2,7 +2,8 @@
 // The WIC in headless Chromium against the whole stack (stack.py): logins
 // and visitors, registration up to the S-CSCF, a call between two WICs
 // with media, callees that are not reachable, a tampered token, a foreign
-// Origin. The tests run in order and share alice's and bob's pages.
+// Origin, reloads that take the session back. The tests run in order and
+// share alice's and bob's pages.
 // Screenshots of the main states go to $E2E_ARTIFACTS.
 
 const assert = require('node:assert/strict');
