@@ -2,7 +2,7 @@
 // The WIC in headless Chromium against the whole stack (stack.py): logins
 // and visitors, registration up to the S-CSCF, a call between two WICs
 // with media, callees that are not reachable, a tampered token, a foreign
-// Origin, reloads that take the session back. The tests run in order and
+// Origin, reloads that take the session back, a dropped WebSocket. The tests run in order and
 // share alice's and bob's pages.
 // Screenshots of the main states go to $E2E_ARTIFACTS.
 
@@ -111,6 +111,37 @@ f.test('a reloaded page takes its session back: the same IMPU, registered again 
     assert.equal((await w.state()).view, 'admission');
     assert.equal(await w.visible('#session'), false);
     assert.equal(f.stack.lease(impu).state, 'quarantine');
+    await w.close();
+  });
+
+f.test('the eP-CSCF drops the WebSocket: the WIC reconnects, takes a fresh token and registers again, lease kept',
+  { timeout: 60000 }, async () => {
+    const w = await f.wic('reconnected');
+    await w.visitor('Ray Connect', 'ray@example.com');
+    await w.waitRegistered();
+    const impu = await w.impu();
+    const lease = f.stack.lease(impu);
+    const before = await w.regCount();
+    // The page's connection: the port of the received= in the Path of its
+    // registration, which ws.dump lists with the connection's id.
+    const portOf = (record) => Number(/;received=sip:127\.0\.0\.1:(\d+)/.exec(record)[1]);
+    const port = portOf(assertRegisteredInCore(impu));
+    const dump = f.stack.kamcmd('epcscf', 'ws.dump');
+    const id = new RegExp(`(\\d+): wss:127\\.0\\.0\\.1:${port} `).exec(dump);
+    assert.ok(id, `no WebSocket from port ${port} in ws.dump:\n${dump}`);
+    const wwsfd = f.stack.mark('wwsfd');
+    f.stack.kamcmd('epcscf', 'ws.close', id[1]);
+    await waitFor(async () => (await w.regCount()) > before
+      && (await w.attr('#reg-state', 'data-state')) === 'registered', 'the WIC to register again', 40000);
+    assert.equal(await w.impu(), impu);
+    const record = assertRegisteredInCore(impu);
+    assert.notEqual(portOf(record), port, 'registered again on the old connection?');
+    assert.equal((record.match(/Address: /g) || []).length, 1, record);
+    const after = f.stack.lease(impu);
+    assert.equal(after.holder, lease.holder);
+    assert.ok(after.expires_at >= lease.expires_at, 'the lease was not renewed');
+    assert.ok(f.stack.logSince('wwsfd', wwsfd).includes(` impu ${impu}`), 'no fresh token for the new connection');
+    assert.equal(await w.error(), null);
     await w.close();
   });
 
