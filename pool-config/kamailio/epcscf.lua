@@ -12,7 +12,9 @@
 --   WebSocket handshake  ksr_xhttp_event(): Origin in the allow-list (else
 --                        403), subprotocol "sip" offered (else 400), then the
 --                        websocket module answers 101.
---   REGISTER from a WIC  ctx:check_register() on the raw message: 400/401/403
+--   REGISTER from a WIC  throttled per source address (pike: 503 with
+--                        Retry-After past REGISTER_RATE of epcscf.cfg), then
+--                        ctx:check_register() on the raw message: 400/401/403
 --                        answered here; accepted: Authorization replaced by
 --                        the TNA header, Path with the WIC's flow added
 --                        (path module, received=), relayed to the S-CSCF.
@@ -239,7 +241,18 @@ local function requested_expires()
         return tonumber(e) or DEFAULT_EXPIRES
 end
 
+-- Seconds a throttled address is told to wait (see REGISTER_RATE in
+-- epcscf.cfg).
+local THROTTLE_RETRY_AFTER = 10
+
 local function register_from_wic()
+        -- Before the token: a flood of forged tokens must not cost a
+        -- signature verification each.
+        if KSR.pike.pike_check_req() < 0 then
+                KSR.hdr.append_to_reply("Retry-After: " .. THROTTLE_RETRY_AFTER .. "\r\n")
+                KSR.sl.send_reply(503, "Service Unavailable")
+                return
+        end
         reload_keys_when_due()
         local conid = tostring(KSR.pv.get("$conid"))
         local verdict, err = ctx:check_register(KSR.pv.get("$mb"), conid)

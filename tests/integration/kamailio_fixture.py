@@ -223,8 +223,11 @@ class WebSocket:
 
     @classmethod
     def connect(cls, port, tls_ca=None, origin=ALLOWED_ORIGIN, protocols="sip", host="127.0.0.1",
-                timeout=SIP_TIMEOUT):
-        sock = socket.create_connection((host, port), timeout=timeout)
+                timeout=SIP_TIMEOUT, source=None):
+        """source: the local address to connect from (another client
+        address on loopback: 127.0.0.2...)."""
+        sock = socket.create_connection((host, port), timeout=timeout,
+                                        source_address=(source, 0) if source else None)
         if tls_ca:
             ctx = ssl.create_default_context(cafile=tls_ca)
             sock = ctx.wrap_socket(sock, server_hostname="localhost")
