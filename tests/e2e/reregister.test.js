@@ -4,7 +4,10 @@
 // leases of 30 s, REGISTER expiry 15 s (?expires=15; the S-CSCF accepts
 // down to 10 s). JsSIP refreshes 5 s before expiry, so every 10 s the WIC
 // fetches a fresh token (which renews the lease) and re-registers, with no
-// user action. After logout the core no longer has the IMPU.
+// user action. Asked to re-register over and over, the WIC meets the
+// eP-CSCF's per-address throttle (REGISTER_RATE 4 per 2 s here): 503 with
+// Retry-After, "busy" on the page, and registered again after the wait,
+// with no user action. After logout the core no longer has the IMPU.
 
 const assert = require('node:assert/strict');
 const { frame, waitFor } = require('./harness');
@@ -12,7 +15,8 @@ const { frame, waitFor } = require('./harness');
 const EXPIRES = 15;
 const RE_REGISTRATIONS = 3;
 
-const f = frame({ tokenTtl: '12s', leaseTtl: '30s', quarantine: '60s', minExpires: 10, tokenLeeway: 2 });
+const f = frame({ tokenTtl: '12s', leaseTtl: '30s', quarantine: '60s', minExpires: 10, tokenLeeway: 2,
+  registerRate: 4 });
 
 f.test(`the WIC re-registers ${RE_REGISTRATIONS} times with fresh tokens, renewing its lease, then logs out`,
   { timeout: 120000 }, async () => {
@@ -56,6 +60,31 @@ f.test(`the WIC re-registers ${RE_REGISTRATIONS} times with fresh tokens, renewi
       && l.includes('accepted'));
     assert.ok(accepted.length >= RE_REGISTRATIONS + 1, `the eP-CSCF accepted ${accepted.length} REGISTERs`);
     await w.screenshot('09-re-registered');
+
+    // A burst of re-registrations from this address: the eP-CSCF answers 503
+    // with Retry-After once over its rate; the page says the network is busy
+    // and registers again by itself after the wait.
+    let busy = null;
+    for (let i = 0; i < 16 && !busy; i++) {
+      const n = await w.regCount();
+      await w.page.evaluate(() => window.wic.reregister());
+      busy = await waitFor(async () => {
+        const e = await w.error();
+        if (e && e.code === 'network' && /busy/i.test(e.text))
+          return e;
+        return (await w.regCount()) > n ? 'answered' : null;
+      }, `REGISTER #${i + 1} of the burst to be answered`, 10000, 50);
+      if (busy === 'answered')
+        busy = null;
+    }
+    assert.ok(busy, 'the eP-CSCF never throttled the burst');
+    assert.equal(await w.attr('#reg-state', 'data-state'), 'registering');
+    await w.screenshot('10-network-busy');
+    const throttledAt = await w.regCount();
+    await waitFor(async () => (await w.attr('#reg-state', 'data-state')) === 'registered'
+      && (await w.regCount()) > throttledAt && (await w.error()) === null,
+    'the WIC to register again after Retry-After', 30000, 250);
+    assert.ok(f.stack.registration(impu), `${impu} is not registered at the S-CSCF after the wait`);
 
     await w.page.click('#logout-button');
     await w.page.waitForSelector('#login-form', { state: 'visible' });

@@ -103,6 +103,20 @@ function invalidToken(response) {
   return values.some((v) => /\berror\s*=\s*"?invalid_token"?/i.test(v));
 }
 
+// RFC 3261 section 21.5.4: a 503 asks to try again, after Retry-After seconds
+// when it says (the eP-CSCF throttles REGISTERs per address so). Bounded,
+// with up to a fifth more at random so that the WICs it turned away do not
+// all come back in the same second.
+const MAX_RETRY_AFTER_S = 600;
+
+function retryDelayMs(response) {
+  const value = response.getHeader ? response.getHeader('Retry-After') : undefined;
+  const seconds = value ? parseInt(value, 10) : NaN;
+  const base = Number.isInteger(seconds) && seconds > 0 ? Math.min(seconds, MAX_RETRY_AFTER_S) * 1000
+    : REGISTER_RETRY_MS;
+  return base + Math.floor(Math.random() * base / 5);
+}
+
 async function localMedia() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia)
     throw Object.assign(new Error('this page cannot use a microphone'), { name: 'NotSupportedError' });
@@ -386,6 +400,13 @@ export class Phone extends EventTarget {
       this.#retried = true;
       this.#setReg('registering');
       this.#renew().then(() => this.#register());
+      return;
+    }
+    if (status === 503) {
+      const delay = retryDelayMs(response);
+      this.#setReg('registering');
+      this.#problem('network', `The phone network is busy. Registering again in ${Math.round(delay / 1000)} s…`);
+      this.#retryTimer = setTimeout(() => this.reregister(), delay);
       return;
     }
     this.#setReg('failed');
