@@ -22,7 +22,8 @@
 --                        Bearer Authorization removed; the caller's identity
 --                        asserted here (P-Asserted-Identity: the IMPU the
 --                        connection registered, whatever the WIC wrote);
---                        relayed to the S-CSCF.
+--                        initial ones routed by the registration's
+--                        Service-Route (the WIC's own Route removed).
 --   from the core        only from core_addresses; routed by Route (the Path
 --                        of the registration): the path module's
 --                        use_received points $du at the WIC's WebSocket,
@@ -286,8 +287,16 @@ local function register_from_wic()
         local expires = requested_expires()
         if expires == 0 then
                 KSR.htable.sht_rm("wicflows", conid)
+                KSR.htable.sht_rm("wicroutes", conid)
         elseif expires ~= nil then
-                KSR.htable.sht_setxs("wicflows", conid, verdict.impu, math.min(expires, MAX_FLOW_SECONDS) + FLOW_SLACK)
+                expires = math.min(expires, MAX_FLOW_SECONDS) + FLOW_SLACK
+                KSR.htable.sht_setxs("wicflows", conid, verdict.impu, expires)
+                -- The S-CSCF's 200 OK names in Service-Route where this
+                -- IMPU's own requests go (TS 24.229 5.2.6.3.2): kept for the
+                -- connection by ksr_register_reply().
+                KSR.pv.sets("$avp(wic_conid)", conid)
+                KSR.pv.seti("$avp(wic_expires)", expires)
+                KSR.tm.t_on_reply("ksr_register_reply")
         end
         -- The token never reaches the core: every Authorization goes, the
         -- Trusted Node Authentication header takes its place.
@@ -347,6 +356,15 @@ local function flow_impu()
         return impu
 end
 
+-- A Service-Route as kept: one or more <URI> separated by commas, nothing
+-- that could end a header. Returns the first URI (the next hop), or nil.
+local function first_route_uri(routes)
+        if routes == nil or routes:find("%c") then
+                return nil
+        end
+        return routes:match("^%s*<(sips?:[^>]+)>")
+end
+
 local function wic_request()
         local impu = flow_impu()
         if impu == nil then
@@ -374,10 +392,20 @@ local function wic_request()
                 end
                 return
         end
-        -- Originating requests go to the S-CSCF; stay on the path of the dialog.
+        -- Originating requests go where the registration's Service-Route
+        -- says (else to scscf_uri), and nowhere the WIC says: a Route it
+        -- preloaded goes (TS 24.229 5.2.6.3.3). Stay on the path of the dialog.
         assert_identity(impu)
+        KSR.hdr.remove("Route")
+        local routes = KSR.htable.sht_get("wicroutes", tostring(KSR.pv.get("$conid")))
+        local next_hop = first_route_uri(routes)
         KSR.rr.record_route()
-        KSR.setdsturi(SCSCF_URI)
+        if next_hop then
+                KSR.hdr.insert("Route: " .. routes .. "\r\n")
+                KSR.setdsturi(next_hop)
+        else
+                KSR.setdsturi(SCSCF_URI)
+        end
         relay()
 end
 
@@ -437,6 +465,28 @@ function ksr_request_route()
                 return 1
         end
         core_request()
+        return 1
+end
+
+-- The S-CSCF's answer to a WIC's REGISTER (tm onreply, armed in
+-- register_from_wic()): its Service-Route, kept for the WIC's connection as
+-- long as the flow.
+function ksr_register_reply()
+        routing = true
+        if tonumber(KSR.pv.get("$rs")) ~= 200 then
+                return 1
+        end
+        local conid = KSR.pv.get("$avp(wic_conid)")
+        local expires = tonumber(KSR.pv.get("$avp(wic_expires)"))
+        if conid == nil or expires == nil then
+                return 1
+        end
+        local routes = KSR.pv.get("$(hdr(Service-Route)[*])")
+        if first_route_uri(routes) then
+                KSR.htable.sht_setxs("wicroutes", tostring(conid), routes, expires)
+        else
+                KSR.htable.sht_rm("wicroutes", tostring(conid))
+        end
         return 1
 end
 

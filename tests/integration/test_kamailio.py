@@ -25,6 +25,8 @@ processes, with libwictoken checking tokens through wictoken.so (KEMI Lua):
   registered, whatever the WIC wrote; requests from outside lose theirs;
   a de-registered connection may send nothing; the S-CSCF serves a caller
   only while its IMPU is registered;
+- a WIC's initial requests follow the Service-Route of its registration,
+  never a Route the WIC wrote;
 - REGISTERs from one address past the rate (pike) are answered 503 with
   Retry-After before their token is checked, another address is served,
   and the address is served again once it slows down;
@@ -61,7 +63,8 @@ class Servers(f.KamailioTestCase):
             cls.sip_port, cls.core_port, cls.ws_port, cls.wss_port = f.free_ports(4)
             cls.scscf = f.Kamailio(
                 "scscf", os.path.join(tmp, "scscf"), os.path.join(f.CONFIG_DIR, "scscf.cfg"),
-                ["SIP_PORT=%d" % cls.sip_port, "EPCSCF_IP=127.0.0.1", "EPCSCF_PORT=%d" % cls.core_port],
+                ["SIP_PORT=%d" % cls.sip_port, "EPCSCF_IP=127.0.0.1", "EPCSCF_PORT=%d" % cls.core_port]
+                + cls.scscf_defines(),
                 udp_ports=[cls.sip_port])
             cls.servers.append(cls.scscf)
             cls.epcscf = cls.make_epcscf("epcscf", cls.ws_port, cls.wss_port, cls.core_port, cls.jwks_path)
@@ -72,6 +75,10 @@ class Servers(f.KamailioTestCase):
             cls.failed = True
             cls.stop_servers()
             raise
+
+    @classmethod
+    def scscf_defines(cls):
+        return []
 
     # These tests send many REGISTERs from 127.0.0.1 in little time: no
     # throttling here (the Throttled class tests it).
@@ -427,6 +434,22 @@ class EdgeAndCore(Servers):
         self.assertStatus(answer, 200)
         self.assertEqual(answer.header_all("P-Asserted-Identity"), ["<%s>" % bob_impu], str(answer))
 
+    def test_a_wic_cannot_steer_its_requests_by_route(self):
+        """A Route the WIC writes into an initial request (towards any host)
+        is not followed: the request goes to the S-CSCF and on to the
+        callee, and nothing reaches the host the WIC named, on either
+        eP-CSCF leg."""
+        alice, alice_impu = self.registered_wic("steering")
+        bob, bob_impu = self.registered_wic("steered")
+        elsewhere = f.UdpSip(host="127.0.0.2")
+        self.addCleanup(elsewhere.close)
+        route = "Route: <sip:127.0.0.2:%d;lr>" % elsewhere.port
+        got, answer = self.message_between(alice, alice_impu, bob, bob_impu, alice_impu, extra=[route])
+        self.assertStatus(answer, 200)
+        self.assertNotIn("127.0.0.2", "\n".join(got.header_all("Route")), str(got))
+        with self.assertRaises(socket.timeout):
+            elsewhere.receive(0.5)
+
     def test_requests_from_outside_lose_their_asserted_identity(self):
         bob, bob_impu = self.registered_wic("listener")
         peer = f.UdpSip()
@@ -559,6 +582,42 @@ class EdgeAndCore(Servers):
                                     extra=["Authorization: Bearer " + self.token(who)]))
         self.assertStatus(r, 403)
         self.assertNotIn(call_id, self.core_log())
+
+
+class ServiceRoute(Servers):
+    """The S-CSCF's 200 OK names another node in Service-Route (a UDP socket
+    of the test on 127.0.0.2): the eP-CSCF sends the registered WIC's own
+    requests there, with that Route and the asserted identity, and not to
+    its configured scscf_uri."""
+
+    @classmethod
+    def scscf_defines(cls):
+        cls.assigned = f.UdpSip(host="127.0.0.2")
+        cls.service_route = "sip:orig@127.0.0.2:%d;lr" % cls.assigned.port
+        return ['SERVICE_ROUTE="%s"' % cls.service_route]
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.assigned.close()
+
+    def test_requests_follow_the_service_route(self):
+        c = self.wic()
+        who = impu("routed")
+        ok = self.register(c, who, self.token(who))
+        self.assertStatus(ok, 200)
+        self.assertEqual(ok.header_all("Service-Route"), ["<%s>" % self.service_route], str(ok))
+        call_id = f.random_token(20)
+        c.send(f.request("MESSAGE", "sip:peer@%s" % f.DOMAIN, who, "sip:peer@%s" % f.DOMAIN,
+                         "SIP/2.0/WS %s.invalid" % f.random_token(8), call_id=call_id, body="via my S-CSCF",
+                         extra=["Route: <sip:127.0.0.1:%d;lr>" % self.sip_port]))
+        got = f.next_message(self.assigned, lambda m: m.method == "MESSAGE" and m.call_id == call_id,
+                             f.SIP_TIMEOUT, "the MESSAGE at the node of the Service-Route")
+        self.assertEqual(got.header_all("Route"), ["<%s>" % self.service_route], str(got))
+        self.assertEqual(got.header_all("P-Asserted-Identity"), ["<%s>" % who], str(got))
+        self.assertNotIn(call_id, self.core_log(), "the MESSAGE went to scscf_uri")
+        self.assigned.sock.sendto(f.response_to(got, 200, "OK").encode(), ("127.0.0.1", self.core_port))
+        self.assertStatus(f.wait_for_response(c, call_id), 200)
 
 
 class Throttled(Servers):
