@@ -89,11 +89,12 @@ local JWKS_RELOAD = settings.jwks_reload
 local TOKEN_LEEWAY = settings.token_leeway
 local TOKEN_BINDING = settings.token_binding == "yes"
 
--- A connection may send other requests for as long as the registration it
--- asked for, plus this many seconds (the S-CSCF may grant less; it checks
--- the registration again on every request, see scscf.cfg), and at most
--- MAX_FLOW_SECONDS. Without an expiry in the REGISTER, the registrar's
--- default (RFC 3261 section 10.2.1.1).
+-- A connection may send other requests for as long as the registration the
+-- S-CSCF granted (the expires of its Contact in the 200 OK; else what the
+-- REGISTER asked for), plus this many seconds, and at most MAX_FLOW_SECONDS.
+-- Without an expiry in the REGISTER, the registrar's default (RFC 3261
+-- section 10.2.1.1). The S-CSCF checks the registration again on every
+-- request (scscf.cfg).
 local FLOW_SLACK = 30
 local MAX_FLOW_SECONDS = 86400
 local DEFAULT_EXPIRES = 600
@@ -224,6 +225,16 @@ end
 -- Contact's expires parameter, else the Expires header, else the default;
 -- 0 for "Contact: *"; nil for a REGISTER without Contact (a query, which
 -- changes no binding).
+local function expires_param(params)
+        return tonumber(params:match(";%s*[Ee][Xx][Pp][Ii][Rr][Ee][Ss]%s*=%s*(%d+)"))
+end
+
+-- Contact values with their quoted strings emptied (a display name, or
+-- +sip.instance="<urn:uuid:...>", may hold <, > and commas).
+local function unquoted(contacts)
+        return (contacts:gsub('"[^"]*"', '""'))
+end
+
 local function requested_expires()
         local contact = KSR.pv.get("$hdr(Contact)")
         if contact == nil then
@@ -232,14 +243,31 @@ local function requested_expires()
         if contact:match("^%s*%*") then
                 return 0
         end
-        -- Parameters of the URI (inside <>) and quoted display names are not
-        -- the Contact's own.
-        local params = contact:gsub('"[^"]*"', ""):gsub("<[^>]*>", "")
-        local e = params:match(";%s*[Ee][Xx][Pp][Ii][Rr][Ee][Ss]%s*=%s*(%d+)")
+        -- Parameters of the URI (inside <>) are not the Contact's own.
+        local e = expires_param((unquoted(contact):gsub("<[^>]*>", "")))
         if e == nil then
-                e = KSR.pv.get("$hdr(Expires)")
+                e = tonumber(KSR.pv.get("$hdr(Expires)"))
         end
-        return tonumber(e) or DEFAULT_EXPIRES
+        return e or DEFAULT_EXPIRES
+end
+
+-- The URI of a Contact value in name-addr form, or nil.
+local function first_contact_uri(contact)
+        return contact and unquoted(contact):match("<([^>]+)>")
+end
+
+-- The expiry the registrar granted a contact: its expires parameter in the
+-- 200 OK's Contact list (RFC 3261 section 10.3, step 8), or nil.
+local function granted_expires(contacts, uri)
+        if contacts == nil or uri == nil or uri == "" then
+                return nil
+        end
+        for u, params in unquoted(contacts):gmatch("<([^>]*)>([^,]*)") do
+                if u == uri then
+                        return expires_param(params)
+                end
+        end
+        return nil
 end
 
 -- Seconds a throttled address is told to wait (see REGISTER_RATE in
@@ -281,20 +309,19 @@ local function register_from_wic()
         end
         KSR.info(string.format("REGISTER of %s (%s) from %s:%s accepted\n", verdict.impu, verdict.impi,
                 KSR.pv.get("$si"), tostring(KSR.pv.get("$sp"))))
-        -- The connection may now send other requests as this IMPU (see
-        -- wic_request()), until its registration ends; a de-registration
-        -- ends that at once.
+        -- Once the S-CSCF has accepted the registration, the connection may
+        -- send other requests as this IMPU (see wic_request()) for as long
+        -- as the registration the S-CSCF granted, and they go where its
+        -- Service-Route says: ksr_register_reply() keeps both. A
+        -- de-registration ends that at once.
         local expires = requested_expires()
         if expires == 0 then
                 KSR.htable.sht_rm("wicflows", conid)
                 KSR.htable.sht_rm("wicroutes", conid)
         elseif expires ~= nil then
-                expires = math.min(expires, MAX_FLOW_SECONDS) + FLOW_SLACK
-                KSR.htable.sht_setxs("wicflows", conid, verdict.impu, expires)
-                -- The S-CSCF's 200 OK names in Service-Route where this
-                -- IMPU's own requests go (TS 24.229 5.2.6.3.2): kept for the
-                -- connection by ksr_register_reply().
                 KSR.pv.sets("$avp(wic_conid)", conid)
+                KSR.pv.sets("$avp(wic_impu)", verdict.impu)
+                KSR.pv.sets("$avp(wic_contact)", first_contact_uri(KSR.pv.get("$hdr(Contact)")) or "")
                 KSR.pv.seti("$avp(wic_expires)", expires)
                 KSR.tm.t_on_reply("ksr_register_reply")
         end
@@ -365,7 +392,36 @@ local function first_route_uri(routes)
         return routes:match("^%s*<(sips?:[^>]+)>")
 end
 
+-- The host of a SIP URI (without brackets), or nil.
+local function uri_host(uri)
+        local hostport = uri and (uri:match("^sips?:[^@;>]*@([^;>?]+)") or uri:match("^sips?:([^;>?]+)"))
+        if hostport == nil then
+                return nil
+        end
+        return hostport:match("^%[([^%]]+)%]") or hostport:match("^([^:]+)")
+end
+
+-- Where a WIC's in-dialog request may go once loose_route() has taken the
+-- eP-CSCF's own entries off its route set: the core (core_addresses, or the
+-- host of the connection's Service-Route), never another host the WIC names.
+local function next_hop_in_core(conid)
+        local host = KSR.pv.get("$dd") or KSR.pv.get("$rd")
+        if host == nil then
+                return false
+        end
+        host = host:match("^%[(.*)%]$") or host
+        return CORE_ADDRESSES[host] == true
+                or host == uri_host(first_route_uri(KSR.htable.sht_get("wicroutes", conid)))
+end
+
 local function wic_request()
+        -- A CANCEL goes only where its INVITE went (relay_cancel()): also
+        -- after the registration has ended (a call abandoned at logout).
+        if KSR.is_CANCEL() then
+                strip_bearer()
+                relay_cancel()
+                return
+        end
         local impu = flow_impu()
         if impu == nil then
                 KSR.sl.send_reply(403, "Forbidden")
@@ -378,13 +434,15 @@ local function wic_request()
         if KSR.hdr.is_present("Contact") > 0 then
                 KSR.nathelper.add_contact_alias()
         end
-        if KSR.is_CANCEL() then
-                relay_cancel()
-                return
-        end
         if KSR.siputils.has_totag() > 0 then
                 if KSR.rr.loose_route() > 0 then
-                        relay()
+                        if next_hop_in_core(tostring(KSR.pv.get("$conid"))) then
+                                relay()
+                        else
+                                KSR.notice(string.format("%s from %s:%s refused: its route set leaves the core\n",
+                                        KSR.pv.get("$rm"), KSR.pv.get("$si"), tostring(KSR.pv.get("$sp"))))
+                                KSR.sl.send_reply(403, "Forbidden")
+                        end
                 elseif KSR.is_ACK() then
                         KSR.tm.t_check_trans()
                 else
@@ -473,19 +531,30 @@ end
 -- long as the flow.
 function ksr_register_reply()
         routing = true
-        if tonumber(KSR.pv.get("$rs")) ~= 200 then
+        local status = tonumber(KSR.pv.get("$rs")) or 0
+        if status < 200 or status > 299 then
                 return 1
         end
         local conid = KSR.pv.get("$avp(wic_conid)")
-        local expires = tonumber(KSR.pv.get("$avp(wic_expires)"))
-        if conid == nil or expires == nil then
+        local impu = KSR.pv.get("$avp(wic_impu)")
+        if conid == nil or impu == nil then
                 return 1
         end
+        conid = tostring(conid)
+        local granted = granted_expires(KSR.pv.get("$(hdr(Contact)[*])"), KSR.pv.get("$avp(wic_contact)"))
+                or tonumber(KSR.pv.get("$avp(wic_expires)")) or 0
+        if granted <= 0 then
+                KSR.htable.sht_rm("wicflows", conid)
+                KSR.htable.sht_rm("wicroutes", conid)
+                return 1
+        end
+        local keep = math.min(granted, MAX_FLOW_SECONDS) + FLOW_SLACK
+        KSR.htable.sht_setxs("wicflows", conid, impu, keep)
         local routes = KSR.pv.get("$(hdr(Service-Route)[*])")
         if first_route_uri(routes) then
-                KSR.htable.sht_setxs("wicroutes", tostring(conid), routes, expires)
+                KSR.htable.sht_setxs("wicroutes", conid, routes, keep)
         else
-                KSR.htable.sht_rm("wicroutes", tostring(conid))
+                KSR.htable.sht_rm("wicroutes", conid)
         end
         return 1
 end

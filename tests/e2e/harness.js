@@ -152,7 +152,7 @@ class Stack {
 /**
  * Starts stack.py in a temporary folder. Options (stack.py's flags):
  * tokenTtl ('300s'), leaseTtl ('10m'), minExpires (60), tokenLeeway (60),
- * registerRate (the eP-CSCF's REGISTER_RATE; epcscf.cfg's default).
+ * registerRate, rateUnit (the eP-CSCF's REGISTER_RATE and RATE_UNIT; epcscf.cfg's defaults).
  */
 async function startStack(options = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wwsf-e2e-'));
@@ -160,7 +160,8 @@ async function startStack(options = {}) {
   if (process.env.WWSF_WEB_ROOT)
     args.push('--web-root', process.env.WWSF_WEB_ROOT);
   const flags = { tokenTtl: '--token-ttl', leaseTtl: '--lease-ttl', minExpires: '--min-expires',
-    tokenLeeway: '--token-leeway', quarantine: '--quarantine', registerRate: '--register-rate' };
+    tokenLeeway: '--token-leeway', quarantine: '--quarantine', registerRate: '--register-rate',
+    rateUnit: '--rate-unit' };
   for (const [key, flag] of Object.entries(flags))
     if (options[key] !== undefined)
       args.push(flag, String(options[key]));

@@ -285,7 +285,8 @@ class Stack:
             "epcscf", "epcscf.cfg",
             ["WSS_PORT=%d" % self.wss_port, "CORE_PORT=%d" % self.core_port, 'TLS_CERT="%s"' % cert,
              'TLS_KEY="%s"' % key, 'LUA_SCRIPT="%s"' % os.path.join(self.kf.CONFIG_DIR, "epcscf.lua")]
-            + (["REGISTER_RATE=%d" % a.register_rate] if a.register_rate else []),
+            + (["REGISTER_RATE=%d" % a.register_rate] if a.register_rate else [])
+            + (["RATE_UNIT=%d" % a.rate_unit] if a.rate_unit else []),
             env={"LUA_CPATH": os.path.join(self.kf.WICTOKEN_LUA_DIR, "?.so") + ";;",
                  "EPCSCF_SCSCF_URI": "sip:127.0.0.1:%d" % self.scscf_port,
                  "EPCSCF_JWKS_FILE": self.jwks_path,
@@ -319,6 +320,7 @@ class Stack:
             "min_expires": a.min_expires,
             "token_leeway": a.token_leeway,
             "register_rate": a.register_rate,
+            "rate_unit": a.rate_unit,
             "logs": {"wwsfd": self.wwsfd_log, "slapd": ldap.log_path, "scscf": scscf.log_path,
                      "epcscf": epcscf.log_path},
         }
@@ -363,7 +365,9 @@ def serve(argv):
     ap.add_argument("--jwks-refresh", type=int, default=30,
                     help="seconds between copies of wwsfd's JWKS for the eP-CSCF, and its re-reads (default 30)")
     ap.add_argument("--register-rate", type=int, default=0,
-                    help="the eP-CSCF's REGISTER_RATE, REGISTERs per address per 2 s (default: epcscf.cfg's)")
+                    help="the eP-CSCF's REGISTER_RATE, REGISTERs per address per RATE_UNIT (default: epcscf.cfg's)")
+    ap.add_argument("--rate-unit", type=int, default=0,
+                    help="the eP-CSCF's RATE_UNIT in seconds (default: epcscf.cfg's, 2)")
     ap.add_argument("--no-throttle", action="store_true", help="no rate limits in wwsfd (tests: one client address)")
     args = ap.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):

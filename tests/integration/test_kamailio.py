@@ -23,8 +23,10 @@ processes, with libwictoken checking tokens through wictoken.so (KEMI Lua):
 - the caller's identity is the eP-CSCF's to assert: a WIC's request (and
   answer) carries one P-Asserted-Identity, the IMPU its connection
   registered, whatever the WIC wrote; requests from outside lose theirs;
-  a de-registered connection may send nothing; the S-CSCF serves a caller
-  only while its IMPU is registered;
+  a connection may send only after the S-CSCF's 200 OK (a too short expiry
+  gets 423 and no such right) and not after a de-registration; in-dialog
+  requests whose route set leaves the core are refused; the S-CSCF serves
+  a caller only while its IMPU is registered;
 - a WIC's initial requests follow the Service-Route of its registration,
   never a Route the WIC wrote;
 - REGISTERs from one address past the rate (pike) are answered 503 with
@@ -450,6 +452,26 @@ class EdgeAndCore(Servers):
         with self.assertRaises(socket.timeout):
             elsewhere.receive(0.5)
 
+    def test_a_wic_cannot_steer_an_in_dialog_request_out_of_the_core(self):
+        """A request made to look in-dialog (a To tag) with a route set that
+        leaves the eP-CSCF for another host than the core's is refused, and
+        nothing reaches that host."""
+        alice, alice_impu = self.registered_wic("forger")
+        elsewhere = f.UdpSip(host="127.0.0.2")
+        self.addCleanup(elsewhere.close)
+        for routes in (["<sip:127.0.0.1:%d;r2=on;lr>" % self.ws_port, "<sip:127.0.0.1:%d;r2=on;lr>" % self.core_port,
+                        "<sip:127.0.0.2:%d;lr>" % elsewhere.port],
+                       ["<sip:127.0.0.2:%d;lr>" % elsewhere.port]):
+            with self.subTest(routes=routes):
+                call_id = f.random_token(20)
+                msg = f.request("MESSAGE", "sip:x@127.0.0.2:%d" % elsewhere.port, alice_impu,
+                                "sip:x@%s" % f.DOMAIN, "SIP/2.0/WS %s.invalid" % f.random_token(8), call_id=call_id,
+                                body="relay me", extra=["Route: " + ", ".join(routes)])
+                msg = msg.replace("To: <sip:x@%s>" % f.DOMAIN, "To: <sip:x@%s>;tag=forged" % f.DOMAIN)
+                self.assertStatus(alice.transaction(msg), 403)
+                with self.assertRaises(socket.timeout):
+                    elsewhere.receive(0.3)
+
     def test_requests_from_outside_lose_their_asserted_identity(self):
         bob, bob_impu = self.registered_wic("listener")
         peer = f.UdpSip()
@@ -463,6 +485,20 @@ class EdgeAndCore(Servers):
         self.assertEqual(got.header_all("P-Asserted-Identity"), [], str(got))
         bob.send(f.response_to(got, 200, "OK"))
         self.assertStatus(peer.receive(), 200)
+
+    def test_too_short_an_expiry_gets_423_and_no_right_to_send(self):
+        c, who = self.wic(), impu("hasty")
+        r = self.register(c, who, self.token(who), expires=30)
+        self.assertStatus(r, 423)
+        self.assertEqual(r.header("Min-Expires"), "60", str(r))
+        self.assertIsNone(self.registered_contacts(who))
+        # The eP-CSCF grants a connection its right to send from the
+        # S-CSCF's 200 OK only.
+        msg_id = f.random_token(20)
+        r = c.transaction(f.request("MESSAGE", who, who, who, "SIP/2.0/WSS %s.invalid" % f.random_token(8),
+                                    call_id=msg_id, body="may I?"))
+        self.assertStatus(r, 403)
+        self.assertNotIn(msg_id, self.core_log())
 
     def test_deregistered_connection_may_send_nothing_else(self):
         c, who = self.wic(), impu("leaving")

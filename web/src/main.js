@@ -5,7 +5,7 @@
 //   ?debug      JsSIP's own log in the console (SIP messages included)
 
 import * as api from './api.js';
-import { Phone, tamperTokensFromNowOn, enableDebugLog } from './phone.js';
+import { Phone, tamperTokensFromNowOn, claimNextCallFrom, enableDebugLog } from './phone.js';
 import * as ui from './ui.js';
 
 const { $ } = ui;
@@ -167,5 +167,8 @@ window.wic = Object.freeze({
   },
   reregister() {
     return phone ? phone.reregister() : Promise.resolve();
+  },
+  claimNextCallFrom(user, displayName) {
+    claimNextCallFrom(user, displayName);
   },
 });

@@ -63,11 +63,16 @@ function tabDevice() {
   return device;
 }
 
-/** The URI of an incoming request's P-Asserted-Identity, or null. */
+/** The first URI of an incoming request's P-Asserted-Identity (a network
+ * may assert a SIP and a tel URI in one header: <sip:...>, <tel:...>), or
+ * null when there is none. */
 function assertedIdentity(request) {
   const value = request && request.getHeader('P-Asserted-Identity');
-  const parsed = value ? JsSIP.NameAddrHeader.parse(value) : undefined;
-  return parsed ? parsed.uri : null;
+  if (!value)
+    return null;
+  const m = /<([^>]+)>/.exec(value);
+  const text = m ? m[1] : value.split(',')[0].trim();
+  return JsSIP.URI.parse(text) || text;
 }
 
 /** JsSIP's own log (every SIP message) in the console. */
@@ -77,6 +82,16 @@ export function enableDebugLog() {
 
 export function tamperTokensFromNowOn() {
   tamperTokens = true;
+}
+
+// Test hook (window.wic.claimNextCallFrom): the next call's From names
+// another user and display name, as a forged client would; the callee must
+// still see who really calls (P-Asserted-Identity). Harmless in production:
+// anyone can send any From, which is why the network asserts the caller.
+let claimedFrom = null;
+
+export function claimNextCallFrom(user, displayName) {
+  claimedFrom = { user: String(user), displayName: String(displayName) };
 }
 
 function tamper(token) {
@@ -105,8 +120,8 @@ function invalidToken(response) {
 
 // RFC 3261 section 21.5.4: a 503 asks to try again, after Retry-After seconds
 // when it says (the eP-CSCF throttles REGISTERs per address so). Bounded,
-// with up to a fifth more at random so that the WICs it turned away do not
-// all come back in the same second.
+// and up to as long again at random, so that the WICs it turned away come
+// back spread out rather than together into the same throttle.
 const MAX_RETRY_AFTER_S = 600;
 
 function retryDelayMs(response) {
@@ -114,7 +129,7 @@ function retryDelayMs(response) {
   const seconds = value ? parseInt(value, 10) : NaN;
   const base = Number.isInteger(seconds) && seconds > 0 ? Math.min(seconds, MAX_RETRY_AFTER_S) * 1000
     : REGISTER_RETRY_MS;
-  return base + Math.floor(Math.random() * base / 5);
+  return base + Math.floor(Math.random() * base);
 }
 
 async function localMedia() {
@@ -476,11 +491,14 @@ export class Phone extends EventTarget {
     }
     let session;
     try {
+      const claim = claimedFrom;
+      claimedFrom = null;
       session = this.#ua.call(this.#peer, {
         mediaStream: stream,
         pcConfig: PC_CONFIG,
         // Ask for the far end's video even when this browser has no camera.
         rtcOfferConstraints: { offerToReceiveAudio: true, offerToReceiveVideo: true },
+        ...(claim ? { fromUserName: claim.user, fromDisplayName: claim.displayName } : {}),
       });
     } catch (e) {
       stopStream(stream);
