@@ -124,7 +124,11 @@ $('logout-button').addEventListener('click', async () => {
 // same IMPU, registered again from the same device (phone.js tabDevice()).
 // The forms' buttons wait for its answer, so that two sessions do not start
 // at once.
-async function resumeSession() {
+// A refusal that may pass (no network, throttled, busy) is tried again a
+// few times, the forms usable meanwhile: the session may well still stand.
+const RESUME_RETRY_MS = [5000, 15000, 30000];
+
+async function resumeSession(attempt = 0) {
   const buttons = [$('login-button'), $('anon-button')];
   buttons.forEach((b) => ui.busy(b, true));
   try {
@@ -132,8 +136,15 @@ async function resumeSession() {
     if (grant && !phone)
       startSession(grant);
   } catch (e) {
-    if (!phone)
-      ui.showError(ui.apiProblem(e));
+    if (phone)
+      return;
+    ui.showError(ui.apiProblem(e));
+    const passing = e.code === 'network' || e.status === 429 || e.status >= 500;
+    if (passing && attempt < RESUME_RETRY_MS.length)
+      setTimeout(() => {
+        if (!phone)
+          resumeSession(attempt + 1);
+      }, RESUME_RETRY_MS[attempt]);
   } finally {
     buttons.forEach((b) => ui.busy(b, false));
   }
