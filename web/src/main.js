@@ -129,7 +129,9 @@ $('logout-button').addEventListener('click', async () => {
 const RESUME_RETRY_MS = [5000, 15000, 30000];
 
 async function resumeSession(attempt = 0) {
-  const buttons = [$('login-button'), $('anon-button')];
+  // Only the first try holds the buttons: later ones must not free a button
+  // that an admission under way holds.
+  const buttons = attempt === 0 ? [$('login-button'), $('anon-button')] : [];
   buttons.forEach((b) => ui.busy(b, true));
   try {
     const grant = await api.resume();
