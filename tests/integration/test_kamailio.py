@@ -147,6 +147,16 @@ class Servers(f.KamailioTestCase):
     def assertStatus(self, response, status):
         self.assertEqual(response.status, status, "expected %d, got:\n%s" % (status, response))
 
+    def assertMayNotSend(self, client, from_impu, body, to=None, extra=()):
+        """A MESSAGE from the connection (From: from_impu, to `to`, else to
+        itself) is refused 403 by the eP-CSCF and never reaches the S-CSCF."""
+        to = to or from_impu
+        call_id = f.random_token(20)
+        r = client.transaction(f.request("MESSAGE", to, from_impu, to, "SIP/2.0/WSS %s.invalid" % f.random_token(8),
+                                         call_id=call_id, body=body, extra=list(extra)))
+        self.assertStatus(r, 403)
+        self.assertNotIn(call_id, self.core_log())
+
     def assertNeverReachedCore(self, call_id, user_impu):
         self.assertNotIn(call_id, self.core_log(), "the REGISTER reached the S-CSCF")
         self.assertIsNone(self.registered_contacts(user_impu), "%s is registered" % user_impu)
@@ -496,11 +506,7 @@ class EdgeAndCore(Servers):
         self.assertIsNone(self.registered_contacts(who))
         # The eP-CSCF grants a connection its right to send from the
         # S-CSCF's 200 OK only.
-        msg_id = f.random_token(20)
-        r = c.transaction(f.request("MESSAGE", who, who, who, "SIP/2.0/WSS %s.invalid" % f.random_token(8),
-                                    call_id=msg_id, body="may I?"))
-        self.assertStatus(r, 403)
-        self.assertNotIn(msg_id, self.core_log())
+        self.assertMayNotSend(c, who, "may I?")
 
     def test_deregistered_connection_may_send_nothing_else(self):
         c, who = self.wic(), impu("leaving")
@@ -508,11 +514,7 @@ class EdgeAndCore(Servers):
         self.assertStatus(self.register(c, who, self.token(who), call_id=call_id, contact=contact), 200)
         self.assertStatus(self.register(c, who, self.token(who), call_id=call_id, cseq=2, expires=0,
                                         contact=contact), 200)
-        msg_id = f.random_token(20)
-        r = c.transaction(f.request("MESSAGE", who, who, who, "SIP/2.0/WSS %s.invalid" % f.random_token(8),
-                                    call_id=msg_id, body="still here?"))
-        self.assertStatus(r, 403)
-        self.assertNotIn(msg_id, self.core_log())
+        self.assertMayNotSend(c, who, "still here?")
 
     def test_core_serves_only_registered_callers(self):
         """A registration that ended at the S-CSCF (here removed by the
@@ -614,12 +616,8 @@ class EdgeAndCore(Servers):
     def test_unregistered_connection_may_send_nothing_else(self):
         c = self.wic()
         who = impu("stranger")
-        call_id = f.random_token(20)
-        r = c.transaction(f.request("MESSAGE", "sip:someone@%s" % f.DOMAIN, who, "sip:someone@%s" % f.DOMAIN,
-                                    "SIP/2.0/WSS %s.invalid" % f.random_token(8), call_id=call_id, body="x",
-                                    extra=["Authorization: Bearer " + self.token(who)]))
-        self.assertStatus(r, 403)
-        self.assertNotIn(call_id, self.core_log())
+        self.assertMayNotSend(c, who, "x", to="sip:someone@%s" % f.DOMAIN,
+                              extra=["Authorization: Bearer " + self.token(who)])
 
 
 class ServiceRoute(Servers):
