@@ -373,8 +373,8 @@ end
 
 -- The IMPU that a WIC's connection registered (with a standing
 -- registration), or nil.
-local function flow_impu()
-        local impu = KSR.htable.sht_get("wicflows", tostring(KSR.pv.get("$conid")))
+local function flow_impu(conid)
+        local impu = KSR.htable.sht_get("wicflows", conid)
         -- Came from a checked token; still, nothing that could end the
         -- header goes into one.
         if impu == nil or impu:find('[%c%s<>"]') then
@@ -422,7 +422,8 @@ local function wic_request()
                 relay_cancel()
                 return
         end
-        local impu = flow_impu()
+        local conid = tostring(KSR.pv.get("$conid"))
+        local impu = flow_impu(conid)
         if impu == nil then
                 KSR.sl.send_reply(403, "Forbidden")
                 return
@@ -436,7 +437,7 @@ local function wic_request()
         end
         if KSR.siputils.has_totag() > 0 then
                 if KSR.rr.loose_route() > 0 then
-                        if next_hop_in_core(tostring(KSR.pv.get("$conid"))) then
+                        if next_hop_in_core(conid) then
                                 relay()
                         else
                                 KSR.notice(string.format("%s from %s:%s refused: its route set leaves the core\n",
@@ -455,7 +456,7 @@ local function wic_request()
         -- preloaded goes (TS 24.229 5.2.6.3.3). Stay on the path of the dialog.
         assert_identity(impu)
         KSR.hdr.remove("Route")
-        local routes = KSR.htable.sht_get("wicroutes", tostring(KSR.pv.get("$conid")))
+        local routes = KSR.htable.sht_get("wicroutes", conid)
         local next_hop = first_route_uri(routes)
         KSR.rr.record_route()
         if next_hop then
@@ -569,7 +570,7 @@ function ksr_reply_route()
                         KSR.nathelper.add_contact_alias()
                 end
                 drop_claimed_identity()
-                local impu = flow_impu()
+                local impu = flow_impu(tostring(KSR.pv.get("$conid")))
                 if impu ~= nil then
                         assert_identity(impu)
                 end
