@@ -21,3 +21,12 @@ static inline int64_t wwsf_clock_now(const struct wwsf_clock *c) {
 
 /* Monotonic time in nanoseconds, for measuring how long work took. */
 uint64_t wwsf_monotonic_ns(void);
+
+/* The same in microseconds and milliseconds. */
+static inline uint64_t wwsf_monotonic_us(void) {
+        return wwsf_monotonic_ns() / 1000u;
+}
+
+static inline uint64_t wwsf_monotonic_ms(void) {
+        return wwsf_monotonic_ns() / 1000000u;
+}

@@ -49,6 +49,8 @@ enum {
          * (up to the pool's max_per_holder); without it, acquire returns the
          * holder's live lease. */
         LEASE_ACQUIRE_ADDITIONAL = 1 << 0,
+        /* Refuse (-EACCES) a pool that is not of the anonymous kind. */
+        LEASE_ACQUIRE_ANONYMOUS_ONLY = 1 << 1,
 };
 
 struct lease_engine;

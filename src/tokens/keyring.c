@@ -172,6 +172,10 @@ static int add_string(json_t *o, const char *name, const char *value) {
         return v ? json_object_set_new(o, name, v) : -EILSEQ;
 }
 
+int64_t tokens_claims_exp(const struct token_claims *c) {
+        return c->lease_exp && c->lease_exp < c->exp ? c->lease_exp : c->exp;
+}
+
 int tokens_sign(const struct token_keyring *k, const struct token_claims *c, char **ret_token, char **ret_jti,
                 char *err, size_t errsize) {
         *ret_token = NULL;
@@ -207,7 +211,7 @@ int tokens_sign(const struct token_keyring *k, const struct token_claims *c, cha
         }
         if (c->iat <= 0 || c->nbf <= 0 || c->exp <= 0 || c->lease_exp < 0)
                 return tokens_fail(err, errsize, -EINVAL, "iat, nbf, exp and lease_exp must be epoch seconds");
-        int64_t exp = c->lease_exp && c->lease_exp < c->exp ? c->lease_exp : c->exp;
+        int64_t exp = tokens_claims_exp(c);
         if (exp <= c->nbf)
                 return tokens_fail(err, errsize, -EINVAL, "the token would expire (at %lld) before it is valid (at %lld)",
                                    (long long) exp, (long long) c->nbf);

@@ -84,8 +84,12 @@ struct token_claims {
         int64_t lease_exp;      /* 0 = no lease (scenario 2): claim omitted */
 };
 
-/* Signs the claims with the active key (header alg, kid, typ "JWT"). exp is
- * clamped to lease_exp when a lease is given. *ret_token is the compact JWS,
+/* The exp claim a token of these claims carries: exp, or lease_exp when a
+ * lease is given and ends first (a token never outlives its lease). */
+int64_t tokens_claims_exp(const struct token_claims *c);
+
+/* Signs the claims with the active key (header alg, kid, typ "JWT"), with
+ * exp as tokens_claims_exp() says. *ret_token is the compact JWS,
  * to free(); *ret_jti (optional, to free()) the jti used. -ENOKEY without an
  * active key; -EINVAL for a missing or overlong string claim, or a token that
  * would expire by its nbf; -EILSEQ for a claim that is not UTF-8. */

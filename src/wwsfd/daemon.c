@@ -3,8 +3,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +10,15 @@
 #include <unistd.h>
 
 #include "config/pool_config.h"
+#include "lease/lease.h"
+#include "wwsfd/daemon.h"
+#include "wwsfd/hook.h"
+#include "wwsfd/http.h"
+#include "wwsfd/jobs.h"
 #include "wwsfd/ldap_auth.h"
-#include "wwsfd/wwsfd.h"
+#include "wwsfd/log.h"
+#include "wwsfd/sessions.h"
+#include "wwsfd/throttle.h"
 
 /* TLS certificate and key files are small; anything past this is a mistake. */
 #define PEM_MAX (1024 * 1024)
@@ -44,7 +49,7 @@ static char *read_file(const char *path, char *err, size_t errsize) {
 }
 
 /* The longest a token may be honoured after its key retires: its TTL plus
- * the validators' clock leeway (DESIGN.md section 4: 60 s by default). */
+ * the validators' clock leeway (docs/DESIGN.md section 4: 60 s by default). */
 static int64_t publish_window(const struct wwsfd *d) {
         return d->cfg->token_ttl + 60;
 }
@@ -67,72 +72,6 @@ static int load_keyring(struct wwsfd *d) {
         pthread_rwlock_unlock(&d->keyring_lock);
         tokens_keyring_free(old);
         return 0;
-}
-
-/* The key behind `sub` handles: created once, 0600, next to the signing keys. */
-static int load_sub_key(struct wwsfd *d) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/sub.key", d->cfg->keys_dir);
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0 && errno == ENOENT) {
-                uint8_t key[sizeof d->sub_key];
-                if (gnutls_rnd(GNUTLS_RND_KEY, key, sizeof key) < 0)
-                        return -EIO;
-                fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-                if (fd >= 0) {
-                        bool ok = write(fd, key, sizeof key) == (ssize_t) sizeof key && fsync(fd) == 0;
-                        close(fd);
-                        explicit_bzero(key, sizeof key);
-                        if (!ok) {
-                                unlink(path);
-                                log_error("%s: cannot write", path);
-                                return -EIO;
-                        }
-                }
-                fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        }
-        if (fd < 0) {
-                log_error("%s: %s", path, strerror(errno));
-                return -errno;
-        }
-        ssize_t n = read(fd, d->sub_key, sizeof d->sub_key);
-        close(fd);
-        if (n != (ssize_t) sizeof d->sub_key) {
-                log_error("%s: not a %zu-byte key", path, sizeof d->sub_key);
-                return -EINVAL;
-        }
-        return 0;
-}
-
-/* The first `bytes` (at most 32) of HMAC-SHA256(sub_key, msg), base64url,
- * into b64 (room for 44 characters). */
-static int sub_key_mac(const struct wwsfd *d, const char *msg, size_t len, size_t bytes, char *b64) {
-        uint8_t mac[32];
-        int r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, d->sub_key, sizeof d->sub_key, msg, len, mac);
-        if (r >= 0)
-                tokens_b64url_encode(mac, bytes, b64);
-        return r;
-}
-
-void wwsfd_sub_for(const struct wwsfd *d, const char *holder, char *buf, size_t size) {
-        char b64[48] = "";
-        /* 128 bits are plenty to keep handles apart. */
-        (void) sub_key_mac(d, holder, strlen(holder), 16, b64);
-        snprintf(buf, size, "u-%s", b64);
-}
-
-void wwsfd_session_tag(const struct wwsfd *d, const char *id, char buf[SESSION_TAG_LEN + 1]) {
-        char b64[48];
-        char msg[SESSION_ID_LEN + 8];
-        /* Another message than the sub's, with the same key. Ids are
-         * SESSION_ID_LEN characters (the callers check); anything longer is
-         * cut, never read past. */
-        int n = snprintf(msg, sizeof msg, "tag:%.*s", SESSION_ID_LEN, id);
-        if (sub_key_mac(d, msg, (size_t) n, 9, b64) < 0)
-                /* Outside the tag alphabet: matches no tag a client sends. */
-                memset(b64, '*', SESSION_TAG_LEN);
-        memcpy(buf, b64, SESSION_TAG_LEN);
-        buf[SESSION_TAG_LEN] = '\0';
 }
 
 static int import_pools(struct wwsfd *d) {
@@ -209,11 +148,22 @@ int wwsfd_start(struct daemon_config *cfg, const struct wwsf_clock *clock, struc
                 return r;
         if ((r = import_pools(d)) < 0)
                 return r;
-        if ((r = load_keyring(d)) < 0 || (r = load_sub_key(d)) < 0)
+        if ((r = load_keyring(d)) < 0)
                 return r;
-        if ((r = session_table_new((size_t) cfg->max_sessions, &d->sessions)) < 0 || (r = throttle_new(&d->throttle)) < 0)
+        uint8_t sub_key[SESSION_KEY_LEN];
+        if ((r = session_key_load(cfg->keys_dir, sub_key)) < 0)
                 return r;
-        if ((r = job_queue_new(d, cfg->threads, &d->jobs)) < 0)
+        r = session_table_new((size_t) cfg->max_sessions, sub_key, &d->sessions);
+        explicit_bzero(sub_key, sizeof sub_key);
+        if (r < 0 || (r = throttle_new(&d->throttle)) < 0)
+                return r;
+        struct job_queue_options jo = {
+                .db = cfg->db,
+                .sync = opt.sync,
+                .clock = clock,
+                .threads = cfg->threads,
+        };
+        if ((r = job_queue_new(&jo, &d->jobs)) < 0)
                 return r;
         if (cfg->anonymous_enabled) {
                 struct hook_options ho = {
@@ -256,11 +206,11 @@ int wwsfd_start(struct daemon_config *cfg, const struct wwsf_clock *clock, struc
         unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                          MHD_USE_ERROR_LOG | (strchr(cfg->listen_host, ':') ? MHD_USE_IPv6 : 0);
         d->mhd = MHD_start_daemon(
-                flags, cfg->listen_port, NULL, NULL, wwsfd_on_request, d,
+                flags, cfg->listen_port, NULL, NULL, http_on_request, d,
                 /* First, so that every later option's complaint goes through it. */
                 MHD_OPTION_EXTERNAL_LOGGER, log_from_mhd, NULL,
                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
-                MHD_OPTION_UNESCAPE_CALLBACK, wwsfd_unescape, NULL,
+                MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL,
                 MHD_OPTION_HTTPS_MEM_CERT, d->tls_cert_pem,
                 MHD_OPTION_HTTPS_MEM_KEY, d->tls_key_pem,
                 MHD_OPTION_HTTPS_PRIORITIES, cfg->tls_priorities,
@@ -272,7 +222,7 @@ int wwsfd_start(struct daemon_config *cfg, const struct wwsf_clock *clock, struc
                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) cfg->connection_timeout,
                 /* The request head (line and headers) must fit in this. */
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) cfg->header_limit,
-                MHD_OPTION_NOTIFY_COMPLETED, wwsfd_on_completed, d,
+                MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, d,
                 MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
                 MHD_OPTION_END);
         if (!d->mhd) {
@@ -312,7 +262,7 @@ void wwsfd_tick(struct wwsfd *d) {
         if (total)
                 log_info("reclaimed %d expired leases", total);
         session_expire(d->sessions, now);
-        throttle_expire(d->throttle, wwsfd_now_ms());
+        throttle_expire(d->throttle, wwsf_monotonic_ms());
         /* A retired key drops out of the JWKS once its tokens are gone. */
         pthread_rwlock_rdlock(&d->keyring_lock);
         int64_t change = d->keyring ? tokens_keyring_next_change(d->keyring) : 0;
@@ -337,8 +287,8 @@ void wwsfd_stop(struct wwsfd *d) {
                 MHD_socket s = MHD_quiesce_daemon(d->mhd);
                 if (s != MHD_INVALID_SOCKET)
                         close(s);
-                uint64_t deadline = wwsfd_now_ms() + (uint64_t) d->cfg->shutdown_grace * 1000;
-                while (d->in_flight > 0 && wwsfd_now_ms() < deadline)
+                uint64_t deadline = wwsf_monotonic_ms() + (uint64_t) d->cfg->shutdown_grace * 1000;
+                while (d->in_flight > 0 && wwsf_monotonic_ms() < deadline)
                         usleep(20000);
                 if (d->in_flight > 0)
                         log_warning("stopping with %d requests unfinished", (int) d->in_flight);
@@ -363,7 +313,6 @@ void wwsfd_stop(struct wwsfd *d) {
         free(d->tls_key_pem);
         free(d->tls_cert_pem);
         free(d->page_csp);
-        explicit_bzero(d->sub_key, sizeof d->sub_key);
         pthread_rwlock_destroy(&d->keyring_lock);
         pthread_mutex_destroy(&d->store_lock);
         free(d);

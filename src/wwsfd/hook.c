@@ -30,6 +30,7 @@
  * the verdicts; timeouts HOOK_TIMEOUT; failures HOOK_UNAVAILABLE and
  * HOOK_BAD_ANSWER; restarts every start of a helper after the first one of
  * its slot, also those that fail. */
+#include "common/clock.h"
 #include "wwsfd/hook.h"
 
 #include <errno.h>
@@ -126,12 +127,6 @@ struct hook_pool {
 
         unsigned long long next_id;     /* atomic */
 };
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- requests ---------------------------------------------------------- */
 
@@ -286,7 +281,7 @@ void hook_pool_ask(struct hook_pool *p, const char *client_addr, const char *use
         p->stats.requests++;
         /* queue_max counts requests waiting while every helper is busy. */
         if (req && !p->stopping && p->outstanding < (size_t) p->n_helpers + (size_t) p->queue_max) {
-                req->wait_deadline = now_ms() + p->timeout_ms;
+                req->wait_deadline = (int64_t) wwsf_monotonic_ms() + p->timeout_ms;
                 if (p->tail)
                         p->tail->next = req;
                 else
@@ -781,7 +776,7 @@ static void shutdown_helpers(struct hook_pool *p) {
                 if (h->pid > 0)
                         kill(h->pid, SIGTERM);
         }
-        int64_t until = now_ms() + STOP_GRACE_MS;
+        int64_t until = (int64_t) wwsf_monotonic_ms() + STOP_GRACE_MS;
         for (;;) {
                 bool left = false;
                 for (int i = 0; i < p->n_helpers; i++) {
@@ -790,7 +785,7 @@ static void shutdown_helpers(struct hook_pool *p) {
                                 h->pid = 0;
                         left = left || h->pid > 0;
                 }
-                if (!left || now_ms() >= until)
+                if (!left || (int64_t) wwsf_monotonic_ms() >= until)
                         break;
                 struct timespec nap = { 0, 10 * 1000 * 1000 };
                 nanosleep(&nap, NULL);
@@ -809,7 +804,7 @@ static void shutdown_helpers(struct hook_pool *p) {
 static void *pool_main(void *arg) {
         struct hook_pool *p = arg;
         for (;;) {
-                int64_t now = now_ms();
+                int64_t now = (int64_t) wwsf_monotonic_ms();
                 pthread_mutex_lock(&p->lock);
                 bool stopping = p->stopping;
                 pthread_mutex_unlock(&p->lock);
@@ -840,7 +835,7 @@ static void *pool_main(void *arg) {
                 if (poll(p->pfds, n, timeout) <= 0)
                         continue;       /* timers, or EINTR */
 
-                now = now_ms();
+                now = (int64_t) wwsf_monotonic_ms();
                 for (nfds_t i = 0; i < n; i++) {
                         struct helper *h = p->pfd_helper[i];
                         if (!p->pfds[i].revents)

@@ -1,47 +1,16 @@
-/* libmicrohttpd glue: the route table, request bodies with limits, replies
- * in one error shape, suspend/resume for work done off the HTTP threads. */
+/* libmicrohttpd glue: request bodies with limits, replies in one error
+ * shape, suspend/resume for work done off the HTTP threads. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include "wwsfd/wwsfd.h"
-
-static const struct route routes[] = {
-        { "POST", "/api/v1/anonymous", api_anonymous, AUTH_BODY_MAX },
-        { "POST", "/api/v1/login", api_login, AUTH_BODY_MAX },
-        { "POST", "/api/v1/refresh", api_refresh, AUTH_BODY_MAX },
-        { "POST", "/api/v1/logout", api_logout, AUTH_BODY_MAX },
-        { "GET", "/.well-known/jwks.json", api_jwks, 0 },
-        { "GET", "/healthz", api_healthz, 0 },
-        { "GET", "/metrics", api_metrics, 0 },
-        { "GET", "/", api_static, 0 },  /* everything else: files under web_root */
-};
-
-/* The route for url, or NULL; *ret_allow names the methods when the path
- * exists for another one (405 rather than 404). HEAD is served as GET. */
-static const struct route *find_route(const char *method, const char *url, const char **ret_allow) {
-        const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
-        *ret_allow = NULL;
-        const struct route *prefix = NULL;
-        for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-                const struct route *rt = &routes[i];
-                size_t n = strlen(rt->path);
-                bool is_prefix = rt->path[n - 1] == '/';
-                bool match = is_prefix ? strncmp(url, rt->path, n) == 0 : strcmp(url, rt->path) == 0;
-                if (!match)
-                        continue;
-                if (!is_prefix) {
-                        if (strcmp(rt->method, m) == 0)
-                                return rt;
-                        *ret_allow = strcmp(rt->method, "GET") == 0 ? "GET, HEAD" : rt->method;
-                } else if (strcmp(rt->method, m) == 0 && !prefix)
-                        prefix = rt;
-        }
-        return *ret_allow ? NULL : prefix;
-}
+#include "common/clock.h"
+#include "wwsfd/daemon.h"
+#include "wwsfd/http.h"
 
 int page_csp_make(const char *epcscf_uri, char **ret) {
         /* The eP-CSCF's origin: wss://host[:port], without path or query
@@ -72,13 +41,6 @@ void add_security_headers(struct wwsfd *d, struct MHD_Response *resp, bool html)
                 MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
 }
 
-static void count_status(struct wwsfd *d, unsigned status) {
-        if (status >= 500)
-                d->metrics.responses_5xx++;
-        else if (status >= 400)
-                d->metrics.responses_4xx++;
-}
-
 static struct MHD_Response *json_response(struct request *r, unsigned status, json_t *body) {
         char *text = json_dumps(body, JSON_COMPACT);
         json_decref(body);
@@ -103,7 +65,7 @@ static struct MHD_Response *json_response(struct request *r, unsigned status, js
                 MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
         if (status == 405 && r->allow)
                 MHD_add_response_header(resp, "Allow", r->allow);
-        count_status(r->d, status);
+        metrics_count_status(&r->d->metrics, status);
         return resp;
 }
 
@@ -122,7 +84,7 @@ enum MHD_Result reply_response(struct request *r, unsigned status, struct MHD_Re
         MHD_add_response_header(resp, "Content-Type", type);
         MHD_add_response_header(resp, "Cache-Control", cache_control);
         add_security_headers(r->d, resp, false);
-        count_status(r->d, status);
+        metrics_count_status(&r->d->metrics, status);
         return queue(r, status, resp);
 }
 
@@ -130,18 +92,23 @@ enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body) {
         return queue(r, status, json_response(r, status, body));
 }
 
-static json_t *error_body(const char *code, const char *fmt, va_list ap) {
+/* The one error body; sets the registry's Retry-After unless the handler
+ * set its own. */
+static json_t *error_body(struct request *r, const struct wwsf_error_info *info, const char *fmt, va_list ap) {
         char detail[512];
         vsnprintf(detail, sizeof detail, fmt, ap);
-        return json_pack("{s:s, s:s}", "error", code, "detail", detail);
+        if (r->retry_after <= 0)
+                r->retry_after = info->retry_after;
+        return json_pack("{s:s, s:s}", "error", info->code, "detail", detail);
 }
 
-enum MHD_Result reply_error(struct request *r, unsigned status, const char *code, const char *fmt, ...) {
+enum MHD_Result reply_error(struct request *r, enum wwsf_error e, const char *fmt, ...) {
+        const struct wwsf_error_info *info = wwsf_error_info(e);
         va_list ap;
         va_start(ap, fmt);
-        json_t *body = error_body(code, fmt, ap);
+        json_t *body = error_body(r, info, fmt, ap);
         va_end(ap);
-        return reply_json(r, status, body);
+        return reply_json(r, info->status, body);
 }
 
 void request_suspend(struct request *r) {
@@ -161,12 +128,13 @@ void request_finish_json(struct request *r, unsigned status, json_t *body) {
         request_finish_with(r, status, json_response(r, status, body));
 }
 
-void request_finish_error(struct request *r, unsigned status, const char *code, const char *fmt, ...) {
+void request_finish_error(struct request *r, enum wwsf_error e, const char *fmt, ...) {
+        const struct wwsf_error_info *info = wwsf_error_info(e);
         va_list ap;
         va_start(ap, fmt);
-        json_t *body = error_body(code, fmt, ap);
+        json_t *body = error_body(r, info, fmt, ap);
         va_end(ap);
-        request_finish_json(r, status, body);
+        request_finish_json(r, info->status, body);
 }
 
 const char *request_header(struct request *r, const char *name) {
@@ -175,6 +143,29 @@ const char *request_header(struct request *r, const char *name) {
 
 const char *request_cookie(struct request *r, const char *name) {
         return MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name);
+}
+
+static bool json_content_type(struct request *r) {
+        const char *ct = request_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!ct)
+                return false;
+        size_t n = strcspn(ct, ";");
+        return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+json_t *request_json_body(struct request *r, size_t flags, enum MHD_Result *ret_result) {
+        if (!json_content_type(r)) {
+                *ret_result = reply_error(r, WWSF_E_UNSUPPORTED_MEDIA_TYPE, "send Content-Type: application/json");
+                return NULL;
+        }
+        json_error_t jerr;
+        json_t *body = r->body ? json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | flags, &jerr) : NULL;
+        if (!body || !json_is_object(body)) {
+                json_decref(body);
+                *ret_result = reply_error(r, WWSF_E_BAD_REQUEST, "the body must be a JSON object");
+                return NULL;
+        }
+        return body;
 }
 
 static void client_address(struct MHD_Connection *conn, char *buf, size_t size) {
@@ -194,9 +185,9 @@ static void client_address(struct MHD_Connection *conn, char *buf, size_t size) 
         }
 }
 
-enum MHD_Result wwsfd_on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                 const char *version, const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls) {
+enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                const char *version, const char *upload_data, size_t *upload_data_size,
+                                void **con_cls) {
         struct wwsfd *d = cls;
         struct request *r = *con_cls;
         (void) version;
@@ -207,9 +198,9 @@ enum MHD_Result wwsfd_on_request(void *cls, struct MHD_Connection *conn, const c
                         return MHD_NO;
                 r->d = d;
                 r->conn = conn;
-                r->started_us = wwsf_monotonic_ns() / 1000;
+                r->started_us = wwsf_monotonic_us();
                 client_address(conn, r->client_addr, sizeof r->client_addr);
-                r->route = find_route(method, url, &r->allow);
+                r->route = route_find(method, url, &r->allow);
                 r->method_not_allowed = !r->route && r->allow;
                 d->in_flight++;
                 d->metrics.requests++;
@@ -219,14 +210,14 @@ enum MHD_Result wwsfd_on_request(void *cls, struct MHD_Connection *conn, const c
                 const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
                 size_t max = r->route ? r->route->body_max : 0;
                 if (cl && strtoull(cl, NULL, 10) > max && r->route && !r->method_not_allowed)
-                        return reply_error(r, 413, "payload_too_large", "request bodies here are limited to %zu bytes",
+                        return reply_error(r, WWSF_E_PAYLOAD_TOO_LARGE, "request bodies here are limited to %zu bytes",
                                            max);
                 /* A body of unannounced length could go on for ever, and
                  * libmicrohttpd cannot answer in the middle of one: routes
                  * that take a body want Content-Length (browsers send it). */
                 const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
                 if (te && max > 0 && !r->method_not_allowed)
-                        return reply_error(r, 411, "length_required", "send the body with a Content-Length");
+                        return reply_error(r, WWSF_E_LENGTH_REQUIRED, "send the body with a Content-Length");
                 return MHD_YES;
         }
 
@@ -248,7 +239,7 @@ enum MHD_Result wwsfd_on_request(void *cls, struct MHD_Connection *conn, const c
                         r->body_len += n;
                         r->body[r->body_len] = '\0';
                 } else {
-                                /* Past the limit (a body to a route that takes none):
+                        /* Past the limit (a body to a route that takes none):
                          * dropped, and answered at the end. */
                         *upload_data_size = 0;
                         free(r->body);
@@ -265,14 +256,12 @@ enum MHD_Result wwsfd_on_request(void *cls, struct MHD_Connection *conn, const c
         if (r->suspended)
                 return MHD_YES;
 
-        if (d->stopping) {
-                r->retry_after = 1;
-                return reply_error(r, 503, "shutting_down", "the server is restarting; try again in a moment");
-        }
+        if (d->stopping)
+                return reply_error(r, WWSF_E_SHUTTING_DOWN, "the server is restarting; try again in a moment");
         if (r->method_not_allowed)
-                return reply_error(r, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
+                return reply_error(r, WWSF_E_METHOD_NOT_ALLOWED, "%s is not allowed on %s", method, url);
         if (!r->route)
-                return reply_error(r, 404, "not_found", "no such resource");
+                return reply_error(r, WWSF_E_NOT_FOUND, "no such resource");
         if (r->body_too_large)
                 return MHD_YES; /* answered 413 already */
         return r->route->handler(r, url);
@@ -282,7 +271,7 @@ enum MHD_Result wwsfd_on_request(void *cls, struct MHD_Connection *conn, const c
  * control byte (%00 above all) becomes DEL, which no route matches and the
  * static file rules refuse: "/index.html%00.txt" must not become
  * "/index.html". */
-size_t wwsfd_unescape(void *cls, struct MHD_Connection *conn, char *s) {
+size_t http_unescape(void *cls, struct MHD_Connection *conn, char *s) {
         (void) cls;
         (void) conn;
         size_t n = MHD_http_unescape(s);
@@ -292,7 +281,7 @@ size_t wwsfd_unescape(void *cls, struct MHD_Connection *conn, char *s) {
         return n;
 }
 
-void wwsfd_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
         struct wwsfd *d = cls;
         struct request *r = *con_cls;
         (void) conn;

@@ -1,6 +1,4 @@
-/* Worker threads for blocking work (lease store writes, signing), so that the
- * HTTP threads only parse, route and reply. Each worker owns a connection to
- * the lease store.
+/* The job queue and its workers.
  *
  * Group commit: a worker takes every job waiting (up to BATCH_MAX) and runs
  * them in one store transaction, one savepoint each; a job that changed the
@@ -9,10 +7,13 @@
  * share one flush. One worker holds the store at a time (writer_lock); jobs
  * pile up meanwhile and the next worker takes them all. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "wwsfd/wwsfd.h"
+#include "lease/lease.h"
+#include "wwsfd/jobs.h"
+#include "wwsfd/log.h"
 
 /* Work waiting for a worker. Past this the daemon is overloaded and says so
  * (503) rather than queueing requests nobody will wait for. */
@@ -48,7 +49,7 @@ void worker_defer(struct worker *w, after_commit_fn fn, void *userdata) {
 
 static void *worker_main(void *arg) {
         struct worker *w = arg;
-        struct job_queue *q = w->d->jobs;
+        struct job_queue *q = w->queue;
         struct job batch[BATCH_MAX];
         for (;;) {
                 pthread_mutex_lock(&q->lock);
@@ -93,7 +94,8 @@ static void *worker_main(void *arg) {
         }
 }
 
-int job_queue_new(struct wwsfd *d, int n, struct job_queue **ret) {
+int job_queue_new(const struct job_queue_options *opt, struct job_queue **ret) {
+        int n = opt->threads;
         struct job_queue *q = calloc(1, sizeof *q);
         if (!q)
                 return -ENOMEM;
@@ -106,30 +108,28 @@ int job_queue_new(struct wwsfd *d, int n, struct job_queue **ret) {
                 job_queue_free(q);
                 return -ENOMEM;
         }
-        struct store_options opt = {
-                .sync = strcmp(d->cfg->sync, "normal") == 0 ? STORE_SYNC_NORMAL : STORE_SYNC_FULL,
+        struct store_options so = {
+                .sync = opt->sync,
                 .manual_checkpoint = true,
         };
         for (int i = 0; i < n; i++) {
                 struct worker *w = &q->workers[i];
-                w->d = d;
+                w->queue = q;
                 char err[600];
-                int r = store_sqlite_open(d->cfg->db, &opt, &w->store, err, sizeof err);
+                int r = store_sqlite_open(opt->db, &so, &w->store, err, sizeof err);
                 if (r < 0) {
                         log_error("cannot open the lease store %s", err);
                         job_queue_free(q);
                         return r;
                 }
                 q->n_workers++;
-                if ((r = lease_engine_new(w->store, d->clock, &w->engine)) < 0) {
+                if ((r = lease_engine_new(w->store, opt->clock, &w->engine)) < 0) {
                         job_queue_free(q);
                         return r;
                 }
         }
-        d->jobs = q;
         for (int i = 0; i < n; i++) {
                 if (pthread_create(&q->threads[i], NULL, worker_main, &q->workers[i]) != 0) {
-                        d->jobs = NULL;
                         job_queue_free(q);
                         return -EAGAIN;
                 }
@@ -151,7 +151,6 @@ bool job_queue_push(struct job_queue *q, job_fn fn, void *userdata) {
         return ok;
 }
 
-/* Runs what is queued, then stops the workers. */
 void job_queue_free(struct job_queue *q) {
         if (!q)
                 return;

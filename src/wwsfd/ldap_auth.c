@@ -51,7 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wwsfd/wwsfd.h"
+#include "common/clock.h"
+#include "wwsfd/log.h"
 
 /* Logins waiting for a worker. Each holds a password copy and a client waiting
  * on a suspended connection; past this many the LDAP servers are far behind
@@ -122,16 +123,10 @@ struct ldap_pool {
         int log_count, log_suppressed;
 };
 
-static int64_t now_us(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Whether a warning caused by a login may be logged now (LOG_BURST per
  * LOG_WINDOW_MS); reports what was suppressed in the window before. */
 static bool log_allowed(struct ldap_pool *p) {
-        int64_t now = now_us() / 1000;
+        int64_t now = (int64_t) wwsf_monotonic_us() / 1000;
         int suppressed = 0;
         bool ok;
         pthread_mutex_lock(&p->lock);
@@ -186,7 +181,7 @@ int ldap_filter_escape(const char *in, char *out, int outsize) {
 /* ---- answers ------------------------------------------------------------ */
 
 static void login_answer(struct login *l, enum ldap_login_status status, const struct ldap_user *user) {
-        int64_t elapsed = now_us() - l->queued_us;
+        int64_t elapsed = (int64_t) wwsf_monotonic_us() - l->queued_us;
         l->done(l->userdata, status, status == LDAP_LOGIN_OK ? user : NULL,
                 elapsed > 0 ? (unsigned long) elapsed : 0);
         if (l->password) {
@@ -223,7 +218,7 @@ static void drop_connection(struct ldap_worker *w) {
  * attempt. Returns false (and sets last_error to LDAP_TIMEOUT) if nothing is
  * left. */
 static bool arm_timeouts(struct ldap_worker *w, LDAP *ld, struct timeval *tv) {
-        int64_t left = w->deadline_us - now_us();
+        int64_t left = w->deadline_us - (int64_t) wwsf_monotonic_us();
         if (left <= 0) {
                 w->last_error = LDAP_TIMEOUT;
                 return false;
@@ -282,7 +277,7 @@ static int wait_connected(struct ldap_worker *w, LDAP *ld) {
         if (ldap_get_option(ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS || fd < 0)
                 return LDAP_CONNECT_ERROR;
         for (;;) {
-                int64_t left = w->deadline_us - now_us();
+                int64_t left = w->deadline_us - (int64_t) wwsf_monotonic_us();
                 if (left <= 0)
                         return LDAP_TIMEOUT;
                 struct pollfd pfd = { .fd = fd, .events = POLLOUT };
@@ -571,13 +566,13 @@ static void serve_login(struct ldap_worker *w, struct login *l) {
         enum ldap_login_status status = LDAP_LOGIN_UNAVAILABLE;
         int skip = -1;
 
-        if (now_us() - l->queued_us > p->timeout_us) {
+        if ((int64_t) wwsf_monotonic_us() - l->queued_us > p->timeout_us) {
                 log_limited(p, "ldap: a login waited more than the timeout for a connection: answered unavailable");
                 login_answer(l, LDAP_LOGIN_UNAVAILABLE, NULL);
                 return;
         }
         if (w->ld) {
-                w->deadline_us = now_us() + p->timeout_us;
+                w->deadline_us = (int64_t) wwsf_monotonic_us() + p->timeout_us;
                 bool was_reused = w->reused;
                 if ((w->bound_as_service || bind_service(w) == LDAP_SUCCESS) &&
                     attempt_login(w, l, &status) == ATTEMPT_ANSWERED)
@@ -598,7 +593,7 @@ static void serve_login(struct ldap_worker *w, struct login *l) {
         for (int i = 0; i < p->n_uris; i++) {
                 if (i == skip)
                         continue;
-                w->deadline_us = now_us() + p->timeout_us;
+                w->deadline_us = (int64_t) wwsf_monotonic_us() + p->timeout_us;
                 if (connect_uri(w, i) != LDAP_SUCCESS)
                         continue;
                 if (attempt_login(w, l, &status) == ATTEMPT_ANSWERED)
@@ -773,7 +768,7 @@ int ldap_pool_new(const struct daemon_config *cfg, struct ldap_pool **ret) {
 
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
-        p->log_window_start = now_us() / 1000;
+        p->log_window_start = (int64_t) wwsf_monotonic_us() / 1000;
         /* Workers start with every signal blocked: signals meant for the
          * daemon go to its other threads, and SIGPIPE from a server that
          * closed the connection becomes EPIPE. */
@@ -858,7 +853,7 @@ void ldap_pool_login(struct ldap_pool *p, const char *username, const char *pass
                 done(userdata, LDAP_LOGIN_UNAVAILABLE, NULL, 0);
                 return;
         }
-        l->queued_us = now_us();
+        l->queued_us = (int64_t) wwsf_monotonic_us();
         l->done = done;
         l->userdata = userdata;
         memcpy(l->username, username, strlen(username) + 1);

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "wwsfd/wwsfd.h"
+#include "config/pool_config.h"
+#include "wwsfd/daemon.h"
+#include "wwsfd/log.h"
 
 static void usage(FILE *f) {
         fputs("Usage: wwsfd --config FILE [--check]\n"
@@ -48,6 +50,10 @@ int main(int argc, char **argv) {
 
         struct daemon_config *cfg = NULL;
         int r = daemon_config_load(config, &cfg);
+        if (!cfg) {
+                fprintf(stderr, "wwsfd: cannot load %s: %s\n", config, strerror(-r));
+                return 1;
+        }
         struct pool_config *pc = NULL;
         if (r == 0)
                 r = daemon_config_load_pools(cfg, &pc);

@@ -57,7 +57,7 @@ START_TIMEOUT = 30
 def _set_binary_defaults(build_dir):
     """The fixtures read their binaries from the environment at import."""
     os.environ.setdefault("WWSF_SOURCE_ROOT", SOURCE_ROOT)
-    os.environ.setdefault("WWSFD", os.path.join(build_dir, "src", "wwsfd"))
+    os.environ.setdefault("WWSFD", os.path.join(build_dir, "src", "wwsfd", "wwsfd"))
     os.environ.setdefault("WWSFCTL", os.path.join(build_dir, "src", "wwsfctl", "wwsfctl"))
     os.environ.setdefault("WICTOKEN_LUA_DIR", os.path.join(build_dir, "src", "wictoken-lua"))
     os.environ.setdefault("KAMAILIO_CONFIG_DIR", os.path.join(SOURCE_ROOT, "pool-config", "kamailio"))

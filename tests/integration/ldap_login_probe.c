@@ -24,9 +24,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "config/daemon_config.h"
 #include "wwsfd/ldap_auth.h"
-#include "wwsfd/wwsfd.h"
+#include "wwsfd/log.h"
 
 /* More than the pool's queue holds, to see it answer BUSY. */
 #define COUNT_MAX 1000
@@ -83,12 +84,6 @@ static const char *status_name(enum ldap_login_status s) {
         return "?";
 }
 
-static double now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec * 1000.0 + (double) ts.tv_nsec / 1e6;
-}
-
 static json_t *user_json(const struct ldap_user *u) {
         json_t *groups = json_array();
         for (int i = 0; i < u->n_groups; i++)
@@ -105,7 +100,7 @@ static int run(const struct daemon_config *cfg, struct ldap_pool **pool, const c
         batch.pending = count;
         pthread_mutex_unlock(&batch.lock);
 
-        double start = now_ms();
+        double start = ((double) wwsf_monotonic_ns() / 1e6);
         for (int i = 0; i < count; i++)
                 ldap_pool_login(*pool, username, password, on_done, &batch.answers[i]);
         if (free_pool) {
@@ -116,7 +111,7 @@ static int run(const struct daemon_config *cfg, struct ldap_pool **pool, const c
         while (batch.pending > 0)
                 pthread_cond_wait(&batch.cond, &batch.lock);
         pthread_mutex_unlock(&batch.lock);
-        double wall = now_ms() - start;
+        double wall = ((double) wwsf_monotonic_ns() / 1e6) - start;
         if (free_pool) {
                 int r = ldap_pool_new(cfg, pool);
                 if (r < 0) {

@@ -39,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import wwsf_testlib as t  # noqa: E402
 
-WWSFD = os.path.abspath(os.environ.get("WWSFD") or os.path.join(t.SOURCE_ROOT, "build", "src", "wwsfd"))
+WWSFD = os.path.abspath(os.environ.get("WWSFD") or os.path.join(t.SOURCE_ROOT, "build", "src", "wwsfd", "wwsfd"))
 WWSFCTL = t.WWSFCTL = os.path.abspath(t.WWSFCTL)
 OPENSSL = shutil.which("openssl")
 HOOKS_DIR = os.path.join(HERE, "hooks")

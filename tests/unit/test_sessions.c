@@ -8,9 +8,11 @@
 
 #include <cmocka.h>
 
-#include "wwsfd/wwsfd.h"
+#include "wwsfd/sessions.h"
 
 #define N 5000
+
+static const uint8_t key[SESSION_KEY_LEN] = { 1, 2, 3 };
 
 static void fill(struct session *s, int i, int64_t expires_at) {
         memset(s, 0, sizeof *s);
@@ -26,7 +28,7 @@ static void fill(struct session *s, int i, int64_t expires_at) {
 static void test_grow_get_remove_expire(void **state) {
         (void) state;
         struct session_table *t;
-        assert_int_equal(session_table_new(1u << 20, &t), 0);
+        assert_int_equal(session_table_new(1u << 20, key, &t), 0);
         static char ids[N][SESSION_ID_LEN + 1];
         for (int i = 0; i < N; i++) {
                 struct session s;

@@ -32,30 +32,38 @@ export function clearError(codes) {
   el.hidden = true;
 }
 
-// The WWSF's error codes (README.md, wwsfd) in words, with the contract's code.
+// The WWSF's error codes in words, with the contract's code (web/README.md).
+// The words are those of wwsfd's error registry (src/wwsfd/errors.def; a
+// test checks them); a code the registry gives no words falls to the generic
+// message below: the user can do nothing about it.
 const API_PROBLEMS = {
   invalid_credentials: ['wrong_password', 'Wrong username or password.'],
-  pool_exhausted: ['pool_full', 'All numbers are in use right now. Please try again in a few minutes.'],
-  too_many_requests: ['other', 'Too many attempts. Please wait a little and try again.'],
-  too_many_leases: ['other', 'You already have as many numbers as you may. Log out elsewhere first.'],
-  ldap_unavailable: ['other', 'Logging in is not possible right now. Please try again later.'],
-  hook_unavailable: ['other', 'Visitors cannot be admitted right now. Please try again later.'],
   no_session: ['other', 'Your session has ended. Please log in again.'],
   lease_lost: ['other', 'Your number was withdrawn. Please log in again.'],
-  busy: ['other', 'The server is busy. Please try again in a moment.'],
-  overloaded: ['other', 'The server is busy. Please try again in a moment.'],
+  not_eligible: ['not_eligible', 'You cannot be admitted as a visitor'],
+  no_identity: ['other', 'Your account has no number here. Please ask your administrator.'],
+  too_many_requests: ['other', 'Too many attempts. Please wait a little and try again.'],
+  too_many_leases: ['other', 'You already have as many numbers as you may. Log out elsewhere first.'],
+  pool_exhausted: ['pool_full', 'All numbers are in use right now. Please try again in a few minutes.'],
+  lease_failed: ['other', 'The service cannot give you a number right now. Please try again later.'],
+  hook_unavailable: ['other', 'Visitors cannot be admitted right now. Please try again later.'],
+  ldap_unavailable: ['other', 'Logging in is not possible right now. Please try again later.'],
   no_signing_key: ['other', 'The service is not available right now. Please try again later.'],
+  too_many_sessions: ['other', 'The service is full right now. Please try again later.'],
+  overloaded: ['other', 'The server is busy. Please try again in a moment.'],
+  busy: ['other', 'The server is busy. Please try again in a moment.'],
+  shutting_down: ['other', 'The service is restarting. Please try again in a moment.'],
 };
 
 /** {code, text} for a failed API call (api.ApiError or anything thrown). */
 export function apiProblem(e) {
   if (e && e.code === 'network')
     return { code: 'network', text: 'The web server cannot be reached. Check your connection and try again.' };
-  if (e && e.code === 'not_eligible') {
-    const reason = e.detail ? `: ${e.detail}` : '.';
-    return { code: 'not_eligible', text: `You cannot be admitted as a visitor${reason}` };
+  const known = e && Object.hasOwn(API_PROBLEMS, e.code) ? API_PROBLEMS[e.code] : null;
+  if (known && e.code === 'not_eligible') {
+    // The hook's reason ends the sentence.
+    return { code: known[0], text: known[1] + (e.detail ? `: ${e.detail}` : '.') };
   }
-  const known = e && API_PROBLEMS[e.code];
   if (known)
     return { code: known[0], text: known[1] };
   const why = (e && (e.detail || e.message)) || String(e);

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "wwsfd/api.h"
+#include "wwsfd/admission.h"
+#include "wwsfd/api/api.h"
+#include "wwsfd/daemon.h"
 #include "wwsfd/ldap_auth.h"
 
 /* The same answer for an unknown user, a wrong password, an empty one or a
@@ -31,34 +33,27 @@ static void login_job(struct worker *w, void *userdata) {
         /* No pool: the user's own identity, nothing to lease. */
         if (a->pool[0] && !admission_lease(w, a))
                 return;
-        w->d->metrics.tokens_login++;
-        a->new_session = true;
-        worker_defer(w, admission_after_commit, a);
+        a->d->metrics.tokens_login++;
+        admission_succeed(w, a, true);
 }
 
 static void on_ldap_answer(void *userdata, enum ldap_login_status status, const struct ldap_user *u,
                            unsigned long elapsed_us) {
         struct admission *a = userdata;
-        struct request *r = a->r;
-        struct wwsfd *d = r->d;
+        struct wwsfd *d = a->d;
         histogram_observe(&d->metrics.ldap_latency, elapsed_us);
         switch (status) {
         case LDAP_LOGIN_OK:
                 break;
         case LDAP_LOGIN_INVALID:
                 d->metrics.login_failure++;
-                request_finish_error(r, 401, "invalid_credentials", INVALID_DETAIL);
-                free(a);
+                admission_fail(a, WWSF_E_INVALID_CREDENTIALS, INVALID_DETAIL);
                 return;
         case LDAP_LOGIN_BUSY:
-                r->retry_after = 1;
-                request_finish_error(r, 503, "overloaded", "too many logins at once; try again");
-                free(a);
+                admission_fail(a, WWSF_E_OVERLOADED, "too many logins at once; try again");
                 return;
         default:
-                r->retry_after = 10;
-                request_finish_error(r, 503, "ldap_unavailable", "logins are not available right now");
-                free(a);
+                admission_fail(a, WWSF_E_LDAP_UNAVAILABLE, "logins are not available right now");
                 return;
         }
         d->metrics.login_success++;
@@ -80,7 +75,7 @@ static void on_ldap_answer(void *userdata, enum ldap_login_status status, const 
                 for (int i = 0; i < 32; i++)
                         k += snprintf(s->holder + k, sizeof s->holder - (size_t) k, "%02x", digest[i]);
         }
-        wwsfd_sub_for(d, s->holder, s->sub, sizeof s->sub);
+        session_sub_for(d->sessions, s->holder, s->sub, sizeof s->sub);
         s->anon = false;
         if (u->impu[0] && u->impi[0]) {
                 /* Scenario 2: the user's own identities, no lease. */
@@ -90,38 +85,35 @@ static void on_ldap_answer(void *userdata, enum ldap_login_status status, const 
         } else {
                 const char *pool = pool_for(d->cfg, u);
                 if (!pool) {
-                        request_finish_error(r, 403, "no_identity", "your account has no IMS identity here");
-                        free(a);
+                        admission_fail(a, WWSF_E_NO_IDENTITY, "your account has no IMS identity here");
                         return;
                 }
                 snprintf(a->pool, sizeof a->pool, "%s", pool);
         }
-        if (!job_queue_push(d->jobs, login_job, a)) {
-                r->retry_after = 1;
-                request_finish_error(r, 503, "overloaded", "the server is busy; try again");
-                free(a);
-        }
+        admission_submit(a, login_job);
 }
 
 enum MHD_Result api_login(struct request *r, const char *url) {
         struct wwsfd *d = r->d;
         (void) url;
-        if (!d->ldap)
-                return reply_error(r, 404, "not_found", "password login is not offered here");
-        if (admission_throttled(r, "login-ip", r->client_addr, d->cfg->login_per_ip_per_minute))
-                return reply_error(r, 429, "too_many_requests", "too many login attempts from your address");
-        if (session_table_full(d->sessions))
-                return reply_too_many_sessions(r);
+        const struct admission_gate gate = {
+                .offered = d->ldap != NULL,
+                .not_offered = "password login is not offered here",
+                .throttle_kind = "login-ip",
+                .per_ip_per_minute = d->cfg->login_per_ip_per_minute,
+                .throttled = "too many login attempts from your address",
+                /* NUL is allowed in, so that a username carrying one is
+                 * refused like any wrong login instead of being cut short. */
+                .json_flags = JSON_ALLOW_NUL,
+        };
         enum MHD_Result res;
-        /* NUL is allowed in, so that a username carrying one is refused like
-         * any wrong login instead of being cut short. */
-        json_t *body = admission_parse_body(r, JSON_ALLOW_NUL, &res);
+        json_t *body = admission_gate_pass(r, &gate, &res);
         if (!body)
                 return res;
         json_t *ju = json_object_get(body, "username"), *jp = json_object_get(body, "password");
         if (!json_is_string(ju) || !json_is_string(jp)) {
                 json_decref(body);
-                return reply_error(r, 400, "bad_request", "send {\"username\": \"...\", \"password\": \"...\"}");
+                return reply_error(r, WWSF_E_BAD_REQUEST, "send {\"username\": \"...\", \"password\": \"...\"}");
         }
         const char *username = json_string_value(ju), *password = json_string_value(jp);
         bool has_nul = strlen(username) != json_string_length(ju) || strlen(password) != json_string_length(jp);
@@ -134,7 +126,7 @@ enum MHD_Result api_login(struct request *r, const char *url) {
         account[k] = '\0';
         if (admission_throttled(r, "login-user", account, d->cfg->login_per_user_per_minute)) {
                 json_decref(body);
-                return reply_error(r, 429, "too_many_requests", "too many login attempts for this account");
+                return reply_error(r, WWSF_E_TOO_MANY_REQUESTS, "too many login attempts for this account");
         }
         /* Usernames are printable ASCII. LDAP's caseIgnoreMatch folds far
          * more than ASCII case (full-width letters, a dotted capital I,
@@ -148,16 +140,13 @@ enum MHD_Result api_login(struct request *r, const char *url) {
         if (has_nul || !ascii) {
                 d->metrics.login_failure++;
                 json_decref(body);
-                return reply_error(r, 401, "invalid_credentials", INVALID_DETAIL);
+                return reply_error(r, WWSF_E_INVALID_CREDENTIALS, INVALID_DETAIL);
         }
-        struct admission *a = calloc(1, sizeof *a);
+        struct admission *a = admission_start(r, true);
         if (!a) {
                 json_decref(body);
                 return MHD_NO;
         }
-        a->r = r;
-        admission_take_cookie(a);
-        request_suspend(r);
         ldap_pool_login(d->ldap, username, password, on_ldap_answer, a);
         /* The body held the password: wipe it before it goes back to the heap. */
         explicit_bzero((char *) password, json_string_length(jp));

@@ -1,61 +1,23 @@
-/* Logging, sessions, throttling and histograms: small shared state of wwsfd,
- * each behind its own mutex. */
+/* Sessions: an open-addressing hash table that grows as sessions come, the
+ * HMAC key behind tags and `sub` handles, and the cookie format. A slot is
+ * small (the id, the expiry and one allocation holding the strings packed
+ * end to end), so a session costs about 200 bytes, not the size of the fixed
+ * buffers of struct session. */
+#include <ctype.h>
 #include <errno.h>
-#include <malloc.h>
+#include <fcntl.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
-#include <search.h>
-#include <stdarg.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
-#include "wwsfd/wwsfd.h"
-
-/* ---- logging ---- */
-
-static _Atomic int current_level = LOG_INFO;
-static const char *const level_names[] = { "error", "warning", "info", "debug" };
-
-void log_set_level(enum log_level level) {
-        current_level = level;
-}
-
-int log_level_from_string(const char *s, enum log_level *ret) {
-        for (int i = 0; i < 4; i++)
-                if (strcmp(s, level_names[i]) == 0) {
-                        *ret = i;
-                        return 0;
-                }
-        return -EINVAL;
-}
-
-void log_msg(enum log_level level, const char *fmt, ...) {
-        if ((int) level > current_level)
-                return;
-        char line[1024];
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        struct tm tm;
-        gmtime_r(&ts.tv_sec, &tm);
-        int n = (int) strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-        n += snprintf(line + n, sizeof line - (size_t) n, ".%03ldZ wwsfd %s: ", ts.tv_nsec / 1000000,
-                      level_names[level]);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(line + n, sizeof line - (size_t) n, fmt, ap);
-        va_end(ap);
-        /* One write per line, so lines from threads do not interleave. */
-        size_t len = strnlen(line, sizeof line - 2);
-        line[len++] = '\n';
-        fwrite(line, 1, len, stderr);
-}
-
-/* ---- sessions: an open-addressing hash table that grows as sessions come.
- * A slot is small (the id, the expiry and one allocation holding the strings
- * packed end to end), so a session costs about 200 bytes, not the size of the
- * fixed buffers of struct session. ---- */
+#include "tokens/tokens.h"
+#include "wwsfd/log.h"
+#include "wwsfd/sessions.h"
 
 #define SESSION_SLOTS_MIN 1024u
 
@@ -73,13 +35,15 @@ struct session_table {
         size_t used;                    /* live and deleted slots */
         size_t live;
         size_t max;                     /* live sessions at most ([session] max_sessions) */
+        uint8_t key[SESSION_KEY_LEN];   /* tags and sub handles; never changes */
 };
 
-int session_table_new(size_t max, struct session_table **ret) {
+int session_table_new(size_t max, const uint8_t key[SESSION_KEY_LEN], struct session_table **ret) {
         struct session_table *t = calloc(1, sizeof *t);
         if (!t)
                 return -ENOMEM;
         t->max = max;
+        memcpy(t->key, key, sizeof t->key);
         t->slots = calloc(SESSION_SLOTS_MIN, sizeof *t->slots);
         if (!t->slots) {
                 free(t);
@@ -106,6 +70,7 @@ void session_table_free(struct session_table *t) {
                 slot_clear(&t->slots[i]);
         free(t->slots);
         pthread_mutex_destroy(&t->lock);
+        explicit_bzero(t->key, sizeof t->key);
         free(t);
 }
 
@@ -260,139 +225,150 @@ void session_expire(struct session_table *t, int64_t now) {
         pthread_mutex_unlock(&t->lock);
 }
 
-/* ---- throttling: token buckets keyed by a string, in a tsearch tree ---- */
 
-struct bucket {
-        char key[280];
-        double tokens;
-        uint64_t updated_ms;
-};
+/* ---- the key, tags and sub handles ---- */
 
-struct throttle {
-        pthread_mutex_t lock;
-        void *root;
-        size_t count;
-};
-
-/* Keys tracked at once; a flood of distinct keys past this is refused rather
- * than allowed to eat memory. */
-#define THROTTLE_KEYS_MAX 200000
-
-static int bucket_cmp(const void *a, const void *b) {
-        return strcmp(((const struct bucket *) a)->key, ((const struct bucket *) b)->key);
-}
-
-int throttle_new(struct throttle **ret) {
-        struct throttle *t = calloc(1, sizeof *t);
-        if (!t)
-                return -ENOMEM;
-        pthread_mutex_init(&t->lock, NULL);
-        *ret = t;
+int session_key_load(const char *keys_dir, uint8_t key[SESSION_KEY_LEN]) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/sub.key", keys_dir);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 && errno == ENOENT) {
+                uint8_t fresh[SESSION_KEY_LEN];
+                if (gnutls_rnd(GNUTLS_RND_KEY, fresh, sizeof fresh) < 0)
+                        return -EIO;
+                fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                if (fd >= 0) {
+                        bool ok = write(fd, fresh, sizeof fresh) == (ssize_t) sizeof fresh && fsync(fd) == 0;
+                        close(fd);
+                        explicit_bzero(fresh, sizeof fresh);
+                        if (!ok) {
+                                unlink(path);
+                                log_error("%s: cannot write", path);
+                                return -EIO;
+                        }
+                }
+                fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        }
+        if (fd < 0) {
+                int r = -errno;
+                log_error("%s: %s", path, strerror(-r));
+                return r;
+        }
+        ssize_t n = read(fd, key, SESSION_KEY_LEN);
+        close(fd);
+        if (n != (ssize_t) SESSION_KEY_LEN) {
+                log_error("%s: not a %d-byte key", path, SESSION_KEY_LEN);
+                return -EINVAL;
+        }
         return 0;
 }
 
-void throttle_free(struct throttle *t) {
-        if (!t)
-                return;
-        tdestroy(t->root, free);
-        pthread_mutex_destroy(&t->lock);
-        free(t);
+/* The first `bytes` (at most 32) of HMAC-SHA256(key, msg), base64url, into
+ * b64 (room for 44 characters). */
+static int key_mac(const struct session_table *t, const char *msg, size_t len, size_t bytes, char *b64) {
+        uint8_t mac[32];
+        int r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, t->key, sizeof t->key, msg, len, mac);
+        if (r >= 0)
+                tokens_b64url_encode(mac, bytes, b64);
+        return r;
 }
 
-int throttle_check(struct throttle *t, const char *key, int per_minute, uint64_t now_ms) {
-        if (per_minute <= 0)
-                return 0;
-        struct bucket probe;
-        snprintf(probe.key, sizeof probe.key, "%s", key);
-        double rate = per_minute / 60000.0;     /* tokens per ms */
-        int wait = 0;
-        pthread_mutex_lock(&t->lock);
-        struct bucket **found = tfind(&probe, &t->root, bucket_cmp);
-        struct bucket *b = found ? *found : NULL;
-        if (!b) {
-                if (t->count >= THROTTLE_KEYS_MAX) {
-                        pthread_mutex_unlock(&t->lock);
-                        return 60;
+void session_sub_for(const struct session_table *t, const char *holder, char *buf, size_t size) {
+        char b64[48] = "";
+        /* 128 bits are plenty to keep handles apart. */
+        (void) key_mac(t, holder, strlen(holder), 16, b64);
+        snprintf(buf, size, "u-%s", b64);
+}
+
+void session_tag(const struct session_table *t, const char *id, char buf[SESSION_TAG_LEN + 1]) {
+        char b64[48];
+        char msg[SESSION_ID_LEN + 8];
+        /* Another message than the sub's, with the same key. Ids are
+         * SESSION_ID_LEN characters (the callers check); anything longer is
+         * cut, never read past. */
+        int n = snprintf(msg, sizeof msg, "tag:%.*s", SESSION_ID_LEN, id);
+        if (key_mac(t, msg, (size_t) n, 9, b64) < 0)
+                /* Outside the tag alphabet: matches no tag a client sends. */
+                memset(b64, '*', SESSION_TAG_LEN);
+        memcpy(buf, b64, SESSION_TAG_LEN);
+        buf[SESSION_TAG_LEN] = '\0';
+}
+
+/* Whether s[0..n) is all base64url characters (session ids and tags). */
+static bool b64url_chars(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (!isalnum((unsigned char) s[i]) && s[i] != '-' && s[i] != '_')
+                        return false;
+        return true;
+}
+
+bool session_tag_well_formed(const char *s) {
+        return strlen(s) == SESSION_TAG_LEN && b64url_chars(s, SESSION_TAG_LEN);
+}
+
+/* ---- the cookie ---- */
+
+/* The session ids of a cookie value, oldest first: at most max of the newest
+ * well-formed ones (anything else in the cookie is ignored). */
+static size_t cookie_ids(const char *v, char ids[][SESSION_ID_LEN + 1], size_t max) {
+        size_t n = 0;
+        while (v && *v) {
+                size_t len = strcspn(v, ".");
+                if (len == SESSION_ID_LEN && b64url_chars(v, len)) {
+                        if (n == max) {
+                                memmove(ids[0], ids[1], (max - 1) * sizeof ids[0]);
+                                n--;
+                        }
+                        memcpy(ids[n], v, SESSION_ID_LEN);
+                        ids[n][SESSION_ID_LEN] = '\0';
+                        n++;
                 }
-                b = malloc(sizeof *b);
-                if (!b) {
-                        pthread_mutex_unlock(&t->lock);
-                        return 1;
-                }
-                *b = probe;
-                b->tokens = per_minute;
-                b->updated_ms = now_ms;
-                tsearch(b, &t->root, bucket_cmp);
-                t->count++;
+                v += len + (v[len] == '.');
         }
-        b->tokens += (double) (now_ms - b->updated_ms) * rate;
-        if (b->tokens > per_minute)
-                b->tokens = per_minute;
-        b->updated_ms = now_ms;
-        if (b->tokens >= 1)
-                b->tokens -= 1;
-        else
-                wait = (int) ((1 - b->tokens) / rate / 1000) + 1;
-        pthread_mutex_unlock(&t->lock);
-        return wait;
+        return n;
 }
 
-struct expire_ctx {
-        uint64_t now_ms;
-        struct bucket **victims;
-        size_t n, cap;
-};
-
-static struct expire_ctx *expire_current;
-
-static void collect_idle(const void *node, VISIT which, int depth) {
-        (void) depth;
-        if (which != postorder && which != leaf)
-                return;
-        struct bucket *b = *(struct bucket *const *) node;
-        struct expire_ctx *c = expire_current;
-        /* Idle for ten minutes: full again for any rate we use, so forget it. */
-        if (c->now_ms - b->updated_ms > 600000 && c->n < c->cap)
-                c->victims[c->n++] = b;
+/* ids[0..n) but ids[skip], joined by '.'. */
+static void join_ids(char ids[][SESSION_ID_LEN + 1], size_t n, size_t skip, char *out, size_t size) {
+        size_t o = 0;
+        out[0] = '\0';
+        for (size_t i = 0; i < n; i++)
+                if (i != skip)
+                        o += (size_t) snprintf(out + o, size - o, "%s%s", o ? "." : "", ids[i]);
 }
 
-void throttle_expire(struct throttle *t, uint64_t now_ms) {
-        pthread_mutex_lock(&t->lock);
-        struct expire_ctx c = { .now_ms = now_ms, .cap = t->count };
-        c.victims = calloc(c.cap ? c.cap : 1, sizeof *c.victims);
-        if (c.victims) {
-                expire_current = &c;    /* twalk has no user pointer; the lock serialises */
-                twalk(t->root, collect_idle);
-                expire_current = NULL;
-                for (size_t i = 0; i < c.n; i++) {
-                        tdelete(c.victims[i], &t->root, bucket_cmp);
-                        free(c.victims[i]);
-                        t->count--;
+void session_cookie_others(struct session_table *t, const char *cookie, int64_t now, char *out, size_t size) {
+        char ids[SESSIONS_PER_COOKIE][SESSION_ID_LEN + 1];
+        size_t n = cookie_ids(cookie, ids, SESSIONS_PER_COOKIE), k = 0;
+        /* The live ones, in order... */
+        for (size_t i = 0; i < n; i++)
+                if (session_exists(t, ids[i], now))
+                        memmove(ids[k++], ids[i], sizeof ids[0]);
+        /* ...the newest SESSIONS_PER_COOKIE - 1 of them. */
+        size_t first = k > SESSIONS_PER_COOKIE - 1 ? k - (SESSIONS_PER_COOKIE - 1) : 0;
+        join_ids(ids + first, k - first, (size_t) -1, out, size);
+}
+
+bool session_cookie_pick(struct session_table *t, const char *cookie, const char *tag, int64_t now,
+                         struct session *ret, char *others, size_t size) {
+        char ids[SESSIONS_PER_COOKIE][SESSION_ID_LEN + 1];
+        size_t n = cookie_ids(cookie, ids, SESSIONS_PER_COOKIE), pick = n ? n - 1 : 0;
+        if (tag) {
+                char mine[SESSION_TAG_LEN + 1];
+                for (pick = 0; pick < n; pick++) {
+                        session_tag(t, ids[pick], mine);
+                        if (strcmp(mine, tag) == 0)
+                                break;
                 }
-                free(c.victims);
         }
-        pthread_mutex_unlock(&t->lock);
+        join_ids(ids, n, pick, others, size);
+        return pick < n && session_get(t, ids[pick], now, ret);
 }
 
-/* ---- histograms: latency buckets in microseconds ---- */
-
-static const uint64_t bucket_bounds_us[HISTOGRAM_BUCKETS] = {
-        1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000,
-};
-
-void histogram_observe(struct histogram *h, uint64_t us) {
-        int i = 0;
-        while (i < HISTOGRAM_BUCKETS && us > bucket_bounds_us[i])
-                i++;
-        h->buckets[i]++;
-        h->count++;
-        h->sum_us += us;
-}
-
-uint64_t histogram_bound_us(int i) {
-        return bucket_bounds_us[i];
-}
-
-uint64_t wwsfd_now_ms(void) {
-        return wwsf_monotonic_ns() / 1000000u;
+void session_cookie_format(char *buf, size_t size, const char *others, const char *id, int64_t max_age) {
+        others = others ? others : "";
+        id = id ? id : "";
+        bool empty = !others[0] && !id[0];
+        snprintf(buf, size, SESSION_COOKIE "=%s%s%s; Path=/api/v1/; Max-Age=%lld; HttpOnly; Secure; SameSite=Strict",
+                 others, others[0] && id[0] ? "." : "", id, empty ? 0LL : (long long) max_age);
 }
