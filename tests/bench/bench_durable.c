@@ -165,6 +165,6 @@ int main(int argc, char **argv) {
         printf("bench_durable: temp dir %s, SQLite %s\n", dir, sqlite3_libversion());
         run_mode(dir, argv[1], STORE_SYNC_FULL, 2.0);
         run_mode(dir, argv[1], STORE_SYNC_NORMAL, 1.0);
-        printf("\nanchors (DESIGN.md section 6): ISC Kea 2.0 DHCPv4 11,686 leases/s memfile, 2,396 leases/s PostgreSQL\n");
+        printf("\nanchors (docs/DESIGN.md section 6): ISC Kea 2.0 DHCPv4 11,686 leases/s memfile, 2,396 leases/s PostgreSQL\n");
         return 0;
 }

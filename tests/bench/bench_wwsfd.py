@@ -888,7 +888,7 @@ def main():
             print("kept %s" % args.tmp)
         else:
             shutil.rmtree(args.tmp, ignore_errors=True)
-    print("\nanchors (DESIGN.md section 6): Keycloak 15 password logins/s and 120 client-credential grants/s "
+    print("\nanchors (docs/DESIGN.md section 6): Keycloak 15 password logins/s and 120 client-credential grants/s "
           "per vCPU; ORY Hydra 407 client-credential grants/s on 2 CPUs", flush=True)
     print("load average at the end: %s" % loadavg(), flush=True)
     if failures:

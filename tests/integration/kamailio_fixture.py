@@ -9,7 +9,7 @@ sleep) and stops it with SIGTERM.
 
 The client side, with the Python standard library only: an ES256 key, its
 JWKS in the project's format and tokens signed with the openssl command line
-(DESIGN.md section 3); a WebSocket client (RFC 6455) with TLS; SIP messages
+(docs/DESIGN.md section 3); a WebSocket client (RFC 6455) with TLS; SIP messages
 built and parsed as text.
 
 Meson passes $KAMAILIO_CONFIG_DIR (pool-config/kamailio) and
@@ -165,7 +165,7 @@ def write_jwks(path, keys):
 
 
 def claims_for(impu, impi=None, ttl=300, now=None, **over):
-    """The claims of a token of DESIGN.md section 3 for one IMPU."""
+    """The claims of a token of docs/DESIGN.md section 3 for one IMPU."""
     now = int(time.time()) if now is None else now
     c = {"iss": ISSUER, "aud": AUDIENCE, "sub": "u-" + random_token(), "iat": now, "nbf": now,
          "exp": now + ttl, "jti": "j-" + random_token(16), "impu": impu,

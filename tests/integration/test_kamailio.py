@@ -200,7 +200,7 @@ class EdgeAndCore(Servers):
         c = self.wic()
         call_id, contact = f.random_token(20), f.wic_contact()
         self.assertStatus(self.register(c, who, self.token(who), call_id=call_id, contact=contact), 200)
-        # A re-REGISTER carries a fresh token (DESIGN.md section 3).
+        # A re-REGISTER carries a fresh token (docs/DESIGN.md section 3).
         self.assertStatus(self.register(c, who, self.token(who), call_id=call_id, cseq=2, contact=contact), 200)
         self.assertIn(contact[0], self.registered_contacts(who))
         r = self.register(c, who, self.token(who), call_id=call_id, cseq=3, expires=0, contact=contact)

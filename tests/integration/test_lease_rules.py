@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The lease rules of DESIGN.md section 5, driven through wwsfctl with --now:
+"""The lease rules of docs/DESIGN.md section 5, driven through wwsfctl with --now:
 affinity, quarantine hold, longest-free-first reuse, per-holder maximum,
 exhaustion, revoke, reclaim and the audit trail."""
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Tokens from a real wwsfd: the admission reply and its cookie, every claim
-of the token profile (DESIGN.md section 3), the signature checked with the
+of the token profile (docs/DESIGN.md section 3), the signature checked with the
 openssl command line from the served JWKS alone (ES256 and RS256), the JWKS
 holding public members only, refresh (same IMPU, lease renewed), logout
 (IMPU in quarantine, kept from other visitors, session gone)."""
@@ -16,7 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wwsfd_fixture as f  # noqa: E402
 
-# The validators' clock leeway (DESIGN.md section 4).
+# The validators' clock leeway (docs/DESIGN.md section 4).
 LEEWAY = 60
 
 HEADER_MEMBERS = {"alg", "kid", "typ"}
@@ -51,7 +51,7 @@ class Tokens(f.WwsfdTestCase):
         return s, r, r.json()
 
     def check_token(self, server, reply, token_ttl, wwsf_id, alg, t_before, t_after, clamped=False):
-        """Every claim of DESIGN.md section 3 against the reply, the store and
+        """Every claim of docs/DESIGN.md section 3 against the reply, the store and
         the clock of this machine; returns the claims."""
         header, claims, _, sig = f.jwt_parts(reply["token"])
         active = [k["kid"] for k in server.keys_list() if k["state"] == "active"]

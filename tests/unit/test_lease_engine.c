@@ -1,4 +1,4 @@
-/* The lease rules of DESIGN.md section 5, with a clock the tests move. */
+/* The lease rules of docs/DESIGN.md section 5, with a clock the tests move. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Signing keys, the JWKS and the tokens of DESIGN.md section 3. Every token is
+/* Signing keys, the JWKS and the tokens of docs/DESIGN.md section 3. Every token is
  * checked here without the code that made it: the compact JWS is split and
  * decoded by hand, the claims read with jansson, and the signature verified
  * with GnuTLS from the public JWK alone (and with libjwt, as the eP-CSCF
@@ -659,7 +659,7 @@ static void check_token(struct fixture *fx, enum token_alg alg) {
         assert_string_equal(json_string_value(json_object_get(j.header, "kid")), kid);
         assert_string_equal(json_string_value(json_object_get(j.header, "typ")), "JWT");
 
-        /* Every claim of DESIGN.md section 3. */
+        /* Every claim of docs/DESIGN.md section 3. */
         assert_int_equal(json_object_size(j.claims), 12);
         assert_claim_string(j.claims, "iss", c.iss);
         assert_claim_string(j.claims, "aud", c.aud);

@@ -1,5 +1,5 @@
 /* The attack suite of libwictoken: forged or wrong REGISTERs, each refused
- * with the status DESIGN.md section 4 gives it (400 malformed, 401 with
+ * with the status docs/DESIGN.md section 4 gives it (400 malformed, 401 with
  * error="invalid_token" for a bad token, 401 without it for no Bearer
  * credentials, 403 for a good token that does not grant the identity), and
  * never accepted. Keys are made with GnuTLS when the test starts; the clock

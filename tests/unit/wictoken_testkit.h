@@ -54,7 +54,7 @@ char *tk_sign(const struct tk_key *k, const char *header_json, const char *paylo
 char *tk_sign_der(const struct tk_key *k, const char *header_json, const char *payload_json);
 /* The standard header {"alg":..,"kid":..,"typ":"JWT"} for k. */
 char *tk_header(const struct tk_key *k);
-/* The standard claims of DESIGN.md section 3 at time `now`, for impu/impi,
+/* The standard claims of docs/DESIGN.md section 3 at time `now`, for impu/impi,
  * with `extra` JSON members appended (or NULL) and members named in `omit`
  * (comma-separated, or NULL) left out. */
 char *tk_claims(int64_t now, const char *impu, const char *impi, const char *omit, const char *extra);
