@@ -15,6 +15,7 @@
 
 #include "internal.h"
 #include "sip.h"
+#include "version.h"
 
 #define DETAIL_MAX 512
 #define REASON_MAX 160
@@ -109,7 +110,7 @@ const char *wictoken_strerror(int code) {
 }
 
 const char *wictoken_version(void) {
-        return "0.1.0";
+        return WWSF_VERSION;
 }
 
 static void logf_(struct wictoken_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

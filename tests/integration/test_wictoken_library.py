@@ -15,6 +15,8 @@ import unittest
 ROOT = os.environ["WWSF_SOURCE_ROOT"]
 BUILD = os.environ["WWSF_BUILD_ROOT"]
 LIB = os.environ["WICTOKEN_LIB"]
+# project()'s version, passed in by the build.
+VERSION = os.environ["WWSF_VERSION"]
 HEADER = os.path.join(ROOT, "include", "wictoken", "wictoken.h")
 MAP = os.path.join(ROOT, "src", "wictoken", "libwictoken.map")
 
@@ -77,7 +79,10 @@ class Library(unittest.TestCase):
         extra = ["-fsanitize=" + sanitize] if sanitize not in ("", "none") else []
         run(["cc", "-std=c99", "-Wall", "-Werror", src, "-o", exe] + flags + extra)
         out = run([exe], env=dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(LIB)))
-        self.assertEqual(out.strip(), '401 Bearer realm="ims.example.com", authz_server="https://i"|0.1.0')
+        self.assertEqual(out.strip(), '401 Bearer realm="ims.example.com", authz_server="https://i"|' + VERSION)
+        modversion = run(["pkg-config", "--modversion", "libwictoken-uninstalled"], env=env).strip()
+        self.assertEqual(modversion, VERSION)
+        self.assertEqual(os.path.basename(os.path.realpath(LIB)), "libwictoken.so." + VERSION)
 
     def test_exports_are_the_version_script(self):
         out = run(["nm", "-D", "--defined-only", LIB])

@@ -1,8 +1,9 @@
 /* Signing keys, the JWKS and the tokens of docs/DESIGN.md section 3. Every token is
  * checked here without the code that made it: the compact JWS is split and
  * decoded by hand, the claims read with jansson, and the signature verified
- * with GnuTLS from the public JWK alone (and with libjwt, as the eP-CSCF
- * validator will). */
+ * with GnuTLS from the public JWK alone, and again with libjwt 1.10.2, a
+ * second implementation that shares none of the token code (the only place
+ * the project uses libjwt; README.md says why tokens are not signed with it). */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -265,9 +266,11 @@ static int verify_jws(const char *jwks, const char *kid, const struct jws *j) {
         return rc;
 }
 
-/* What the eP-CSCF validator will do: libjwt 1.10.2 with the public key PEM
- * made from the JWK. Returns jwt_decode()'s answer. */
-static int libjwt_verify(const char *jwks, const char *kid, const char *token, const char *impu) {
+/* The independent check: libjwt 1.10.2 with the public key PEM made from the
+ * JWK. Returns jwt_decode()'s answer; on success the token's alg must be alg,
+ * as the JWK says, and its impu claim impu. */
+static int libjwt_verify(const char *jwks, const char *kid, const char *token, jwt_alg_t alg,
+                         const char *impu) {
         json_t *jwk = find_jwk(jwks, kid);
         gnutls_pubkey_t pub = pubkey_from_jwk(jwk);
         gnutls_datum_t pem = { 0 };
@@ -276,7 +279,8 @@ static int libjwt_verify(const char *jwks, const char *kid, const char *token, c
         int r = jwt_decode(&jwt, token, pem.data, (int) pem.size);
         if (r == 0) {
                 assert_string_equal(jwt_get_grant(jwt, "impu"), impu);
-                assert_int_equal(jwt_get_alg(jwt), jwt_str_alg(json_string_value(json_object_get(jwk, "alg"))));
+                assert_int_equal(jwt_get_alg(jwt), alg);
+                assert_int_equal(jwt_str_alg(json_string_value(json_object_get(jwk, "alg"))), alg);
         }
         jwt_free(jwt);
         gnutls_free(pem.data);
@@ -691,10 +695,19 @@ static void check_token(struct fixture *fx, enum token_alg alg) {
         struct jws f = j;
         f.input.data = (unsigned char *) forged;
         assert_int_not_equal(verify_jws(jwks, kid, &f), 0);
-        free(forged);
 
-        /* libjwt 1.10.2, which the eP-CSCF validator uses, accepts it. */
-        assert_int_equal(libjwt_verify(jwks, kid, token, c.impu), 0);
+        /* libjwt 1.10.2, the second implementation, accepts the token as an
+         * ES256 or RS256 JWT, and refuses the forged payload and a changed
+         * signature. */
+        jwt_alg_t jwt_alg = alg == TOKEN_ALG_ES256 ? JWT_ALG_ES256 : JWT_ALG_RS256;
+        assert_int_equal(libjwt_verify(jwks, kid, token, jwt_alg, c.impu), 0);
+        assert_int_not_equal(libjwt_verify(jwks, kid, forged, jwt_alg, c.impu), 0);
+        free(forged);
+        char *bad_sig = strdup(token);
+        size_t sig_at = strrchr(token, '.') - token + 1 + strlen(strrchr(token, '.') + 1) / 2;
+        bad_sig[sig_at] = bad_sig[sig_at] == 'A' ? 'B' : 'A';
+        assert_int_not_equal(libjwt_verify(jwks, kid, bad_sig, jwt_alg, c.impu), 0);
+        free(bad_sig);
 
         jws_done(&j);
         free(token);
