@@ -1,4 +1,5 @@
-/* wwsfd's session table: growth, lookups, removal, expiry, shrinking. */
+/* wwsfd's sessions: the table (growth, lookups, removal, expiry, shrinking),
+ * tags and sub handles, the cookie. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,9 +80,110 @@ static void test_grow_get_remove_expire(void **state) {
         session_table_free(t);
 }
 
+/* Tags: fixed length, stable for one key, another for another key or id;
+ * sub handles likewise. */
+static void test_tags_and_subs(void **state) {
+        (void) state;
+        static const uint8_t other_key[SESSION_KEY_LEN] = { 9 };
+        struct session_table *t, *u;
+        assert_int_equal(session_table_new(16, key, &t), 0);
+        assert_int_equal(session_table_new(16, other_key, &u), 0);
+        struct session a, b;
+        fill(&a, 1, 100);
+        fill(&b, 2, 100);
+        assert_int_equal(session_create(t, &a), 0);
+        assert_int_equal(session_create(t, &b), 0);
+        char ta[SESSION_TAG_LEN + 1], ta2[SESSION_TAG_LEN + 1], tb[SESSION_TAG_LEN + 1], tu[SESSION_TAG_LEN + 1];
+        session_tag(t, a.id, ta);
+        session_tag(t, a.id, ta2);
+        session_tag(t, b.id, tb);
+        session_tag(u, a.id, tu);
+        assert_int_equal(strlen(ta), SESSION_TAG_LEN);
+        assert_true(session_tag_well_formed(ta));
+        assert_string_equal(ta, ta2);
+        assert_string_not_equal(ta, tb);
+        assert_string_not_equal(ta, tu);
+        assert_false(session_tag_well_formed("1"));
+        assert_false(session_tag_well_formed("AAAAAAAAAAA*"));
+        assert_false(session_tag_well_formed("AAAAAAAAAAAAA"));
+
+        char sa[STORE_HOLDER_MAX], sa2[STORE_HOLDER_MAX], su[STORE_HOLDER_MAX];
+        session_sub_for(t, "user:uid=alice", sa, sizeof sa);
+        session_sub_for(t, "user:uid=alice", sa2, sizeof sa2);
+        session_sub_for(u, "user:uid=alice", su, sizeof su);
+        assert_string_equal(sa, sa2);
+        assert_string_not_equal(sa, su);
+        assert_int_equal(strncmp(sa, "u-", 2), 0);
+        assert_null(strstr(sa, "alice"));
+        session_table_free(t);
+        session_table_free(u);
+}
+
+/* The cookie: the others of a new session are the live ones (newest 7 at
+ * most), a refresh picks by tag or the newest, the Set-Cookie value keeps
+ * the others and clears itself when none is left. */
+static void test_cookie(void **state) {
+        (void) state;
+        struct session_table *t;
+        assert_int_equal(session_table_new(64, key, &t), 0);
+        struct session s[10];
+        for (int i = 0; i < 10; i++) {
+                fill(&s[i], i, i == 3 ? 50 : 100);      /* s[3] ends first */
+                assert_int_equal(session_create(t, &s[i]), 0);
+        }
+        char cookie[2 * SESSION_COOKIE_VALUE_MAX] = "", others[SESSION_COOKIE_VALUE_MAX];
+        for (int i = 0; i < 10; i++) {
+                strcat(cookie, i ? "." : "");
+                strcat(cookie, s[i].id);
+                if (i == 4)
+                        strcat(cookie, ".garbage");     /* not an id: ignored */
+        }
+        /* The cookie holds ids 0..9: only the newest 8 are read (2..9), s[3]
+         * is over at 60, and 7 are kept for the new session: 4..9 and 2. */
+        session_cookie_others(t, cookie, 60, others, sizeof others);
+        char want[SESSION_COOKIE_VALUE_MAX];
+        snprintf(want, sizeof want, "%s.%s.%s.%s.%s.%s.%s", s[2].id, s[4].id, s[5].id, s[6].id, s[7].id, s[8].id,
+                 s[9].id);
+        assert_string_equal(others, want);
+        session_cookie_others(t, NULL, 60, others, sizeof others);
+        assert_string_equal(others, "");
+
+        /* Picking: the newest without a tag, the tagged one with it. */
+        char two[2 * SESSION_ID_LEN + 2];
+        snprintf(two, sizeof two, "%s.%s", s[5].id, s[6].id);
+        struct session got;
+        assert_true(session_cookie_pick(t, two, NULL, 60, &got, others, sizeof others));
+        assert_string_equal(got.id, s[6].id);
+        assert_string_equal(others, s[5].id);
+        char tag[SESSION_TAG_LEN + 1];
+        session_tag(t, s[5].id, tag);
+        assert_true(session_cookie_pick(t, two, tag, 60, &got, others, sizeof others));
+        assert_string_equal(got.id, s[5].id);
+        assert_string_equal(others, s[6].id);
+        session_tag(t, s[7].id, tag);           /* not in this cookie */
+        assert_false(session_cookie_pick(t, two, tag, 60, &got, others, sizeof others));
+        assert_false(session_cookie_pick(t, two, NULL, 100, &got, others, sizeof others));     /* ended */
+        assert_false(session_cookie_pick(t, NULL, NULL, 60, &got, others, sizeof others));
+
+        char set[SESSION_SET_COOKIE_MAX];
+        session_cookie_format(set, sizeof set, s[5].id, s[6].id, 3600);
+        snprintf(want, sizeof want, "wwsf_session=%s.%s; Path=/api/v1/; Max-Age=3600; HttpOnly; Secure; SameSite=Strict",
+                 s[5].id, s[6].id);
+        assert_string_equal(set, want);
+        session_cookie_format(set, sizeof set, "", s[6].id, 3600);
+        snprintf(want, sizeof want, "wwsf_session=%s; Path=/api/v1/; Max-Age=3600; HttpOnly; Secure; SameSite=Strict",
+                 s[6].id);
+        assert_string_equal(set, want);
+        session_cookie_format(set, sizeof set, "", NULL, 3600);
+        assert_string_equal(set, "wwsf_session=; Path=/api/v1/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+        session_table_free(t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_grow_get_remove_expire),
+                cmocka_unit_test(test_tags_and_subs),
+                cmocka_unit_test(test_cookie),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
