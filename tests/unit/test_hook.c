@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "wwsfd/hook.h"
 
 #define PERSONAL_INFO HOOKS_DIR "/personal-info"
@@ -44,12 +45,6 @@ struct collector {
         int done;
         struct outcome out[MAX_REQUESTS];
 };
-
-static int64_t monotonic_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct collector *collector_new(void) {
         struct collector *c = calloc(1, sizeof *c);
@@ -348,12 +343,12 @@ static void test_timeout_then_restarted_helper(void **state) {
         assert_answer(&c->out[0], true);
         long first = reason_pid(&c->out[0]);
 
-        int64_t start = monotonic_ms();
+        int64_t start = (int64_t) wwsf_monotonic_ms();
         ask(p, c, 1, "{\"hang\":true}");
         assert_true(wait_done(c, 2));
         assert_status(&c->out[1], HOOK_TIMEOUT);
         /* Never before its time (a lower bound is safe on a noisy machine). */
-        assert_true(monotonic_ms() - start >= timeout_ms - 10);
+        assert_true((int64_t) wwsf_monotonic_ms() - start >= timeout_ms - 10);
 
         ask(p, c, 2, "{\"reason_pid\":true}");
         assert_true(wait_done(c, 3));
