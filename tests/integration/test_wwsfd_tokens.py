@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Tokens from a real wwsfd: the admission reply and its cookie, every claim
 of the token profile (docs/DESIGN.md section 3), the signature checked with the
-openssl command line from the served JWKS alone (ES256 and RS256), the JWKS
+openssl command line and with libjwt from the served JWKS alone (ES256 and
+RS256), the JWKS
 holding public members only, refresh (same IMPU, lease renewed), logout
 (IMPU in quarantine, kept from other visitors, session gone)."""
 
@@ -106,6 +107,10 @@ class Tokens(f.WwsfdTestCase):
         # The signature, checked by openssl with nothing but the JWKS.
         ok, out = server.verify(reply["token"])
         self.assertTrue(ok, "openssl did not verify the token:\n%s" % out)
+        # And by libjwt, which reads the same algorithm and claims.
+        ok, out = server.verify_libjwt(reply["token"])
+        self.assertTrue(ok, "libjwt did not verify the token: %s" % out)
+        self.assertEqual(out, {"alg": alg, "claims": claims})
         return claims
 
     def test_admission_reply_and_cookie(self):
@@ -159,6 +164,11 @@ class Tokens(f.WwsfdTestCase):
         self.assertFalse(ok, "openssl accepted a forged payload:\n%s" % out)
         ok, out = server.verify(reply["token"])
         self.assertTrue(ok, out)
+        # libjwt too refuses the forged payload and a changed signature.
+        sig = reply["token"].split(".")[2]
+        for bad in (h + "." + forged + "." + sig, h + "." + p + "." + ("A" if sig[0] != "A" else "B") + sig[1:]):
+            ok, out = server.verify_libjwt(bad)
+            self.assertFalse(ok, "libjwt accepted a forged token: %s" % out)
 
     def test_exp_clamped_to_lease(self):
         server = self.start_server(pools=f.anonymous_pool(size=20, lease_ttl="60s", quarantine="2m"),

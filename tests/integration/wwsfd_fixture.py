@@ -351,6 +351,31 @@ def openssl_verify(token, jwks, workdir, signing_input=None):
     return p.returncode == 0 and "Verified OK" in p.stdout, p.stdout
 
 
+def libjwt_verify(token, jwks, workdir):
+    """Checks the token with libjwt (tests/integration/libjwt_verify.c), with
+    the key the JWKS publishes under the token's kid. Returns (ok, {"alg",
+    "claims"} or libjwt's complaint)."""
+    tool = os.environ.get("WWSF_LIBJWT_VERIFY")
+    if not tool:
+        raise AssertionError("WWSF_LIBJWT_VERIFY is not set: run the test through meson")
+    header = jwt_parts(token)[0]
+    keys = [k for k in jwks.get("keys", []) if k.get("kid") == header.get("kid")]
+    if len(keys) != 1:
+        raise AssertionError("the JWKS has %d keys with kid %r: %r" % (len(keys), header.get("kid"), jwks))
+    d = tempfile.mkdtemp(prefix="libjwt-", dir=workdir)
+    pem = os.path.join(d, "pub.pem")
+    with open(pem, "w") as f:
+        f.write(jwk_to_pem(keys[0]))
+    p = subprocess.run([tool, pem, token], stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8",
+                       errors="replace", timeout=60)
+    shutil.rmtree(d, ignore_errors=True)
+    if p.returncode == 0:
+        return True, json.loads(p.stdout)
+    if p.returncode != 1:
+        raise AssertionError("libjwt_verify failed (%d): %s" % (p.returncode, p.stderr))
+    return False, p.stderr
+
+
 # ---- processes -------------------------------------------------------------------
 
 def proc_stat(pid):
@@ -740,6 +765,11 @@ class Wwsfd:
     def verify(self, token, jwks=None):
         """(ok, openssl output) for the token against the served JWKS."""
         return openssl_verify(token, jwks if jwks is not None else self.jwks(), self.dir)
+
+    def verify_libjwt(self, token, jwks=None):
+        """(ok, {"alg", "claims"} or libjwt's complaint) for the token against
+        the served JWKS."""
+        return libjwt_verify(token, jwks if jwks is not None else self.jwks(), self.dir)
 
 
 class WwsfdTestCase(unittest.TestCase):
