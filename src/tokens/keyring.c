@@ -222,7 +222,7 @@ int tokens_sign(const struct token_keyring *k, const struct token_claims *c, cha
         int r = -ENOMEM;
         if (!p)
                 goto fail;
-        /* Claims in the order of DESIGN.md section 3. */
+        /* Claims in the order of docs/DESIGN.md section 3. */
         if ((r = add_string(p, "iss", c->iss)) < 0 || (r = add_string(p, "aud", c->aud)) < 0 ||
             (r = add_string(p, "sub", c->sub)) < 0 ||
             (r = json_object_set_new(p, "iat", json_integer((json_int_t) c->iat))) < 0 ||

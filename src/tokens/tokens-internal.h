@@ -41,7 +41,7 @@ int keys_table_read(int dirfd, const char *dir, struct key_table *ret, char *err
 int keys_table_write(int dirfd, const char *dir, const struct key_table *t, char *err, size_t errsize);
 void keys_table_done(struct key_table *t);
 
-/* Whether the key is in the JWKS at now (DESIGN.md section 3: "next" and
+/* Whether the key is in the JWKS at now (docs/DESIGN.md section 3: "next" and
  * "active" always, "retired" until retired_at + max_token_ttl). */
 bool key_is_published(const struct key_entry *e, int64_t now, int64_t max_token_ttl);
 

@@ -1,4 +1,4 @@
-/* Signing keys and the tokens wwsfd issues (DESIGN.md section 3).
+/* Signing keys and the tokens wwsfd issues (docs/DESIGN.md section 3).
  *
  * Keys live in a directory (the daemon's [tokens] keys_dir): one PEM private
  * key per key, <kid>.pem, mode 0600, and keys.json, the state of every key:

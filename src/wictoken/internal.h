@@ -96,7 +96,7 @@ struct wt_claims {
         int64_t exp;
 };
 
-/* Verifies a compact JWS (DESIGN.md section 4 steps 2 to 4): header (alg
+/* Verifies a compact JWS (docs/DESIGN.md section 4 steps 2 to 4): header (alg
  * pinned by kid, no none/HS*, no jku/x5u/jwk/x5c, no crit), signature, claims.
  * Returns 0 with *claims filled, or -1 with a short reason in why[why_size]
  * (safe to log: no token). */

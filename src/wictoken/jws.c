@@ -1,5 +1,5 @@
 /* Compact JWS verification (RFC 7515, RFC 7519, RFC 8725) for the token
- * profile of DESIGN.md section 3, in the order of section 4: the header
+ * profile of docs/DESIGN.md section 3, in the order of section 4: the header
  * first (the algorithm comes from the key the kid names, never from the
  * token), then the signature with GnuTLS, then the claims. */
 #include <gnutls/crypto.h>
@@ -143,7 +143,7 @@ static int check_claims(json_t *c, const struct wt_key *key, const struct wt_tok
                 return fail(why, why_size, "no aud");
         if (!audience_matches(aud, p->audience))
                 return fail(why, why_size, "aud does not name this IMS domain");
-        /* All three present (DESIGN.md section 4 step 4; wwsfd sets them). */
+        /* All three present (docs/DESIGN.md section 4 step 4; wwsfd sets them). */
         if (numeric_date(c, "exp", true, &exp, why, why_size) < 0 ||
             numeric_date(c, "nbf", true, &nbf, why, why_size) < 0 ||
             numeric_date(c, "iat", true, &iat, why, why_size) < 0)

@@ -107,7 +107,7 @@ int sip_uri_parse(const char *s, size_t len, struct sip_uri *u, const char **why
  * Sets *uri to the URI text. Returns 0 or -1 with *why. */
 int sip_name_addr_uri(const char *value, size_t len, struct sip_str *uri, const char **why);
 
-/* Whether two URIs name the same public identity for the validator (DESIGN.md
+/* Whether two URIs name the same public identity for the validator (docs/DESIGN.md
  * section 4, step 5): the same scheme (case-insensitive), the user part
  * byte for byte, the host case-insensitive, the same port (absent equals
  * absent only), URI parameters and headers ignored. */

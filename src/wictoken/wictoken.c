@@ -1,6 +1,6 @@
 /* libwictoken's public API (include/wictoken/wictoken.h): the context and
  * its configuration, the key set and its reload, the Origin check, the
- * REGISTER check of DESIGN.md section 4 and the request to forward. */
+ * REGISTER check of docs/DESIGN.md section 4 and the request to forward. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

@@ -13,7 +13,7 @@
 #include "wwsfctl/ctl.h"
 
 #define WWSF_DEFAULT_KEYS_DIR "/var/lib/wwsf/keys"
-/* The token TTL wwsfd uses unless configured otherwise (DESIGN.md section 3). */
+/* The token TTL wwsfd uses unless configured otherwise (docs/DESIGN.md section 3). */
 #define DEFAULT_TOKEN_TTL 300
 
 static int cmd_keys_generate(struct ctl *ctl, int argc, char **argv);
