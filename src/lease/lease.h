@@ -97,7 +97,8 @@ struct lease_import_result {
         int subscriptions, pools, entries_added, entries_retired;
 };
 
-/* Creates or updates every subscription and pool of cfg in one transaction.
+/* Creates or updates every subscription and pool of cfg (their pool model,
+ * and a list's entries) in one transaction.
  * Range and wildcard pools get no entry rows. A pool's IMPU source may grow
  * or shrink (entries leaving it are retired: never handed out again, their
  * current lease runs on) but a range or wildcard template cannot change. */

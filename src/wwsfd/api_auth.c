@@ -221,7 +221,7 @@ static void anonymous_lease_job(struct worker *w, void *userdata) {
 
         /* The hook may only pick anonymous pools. */
         struct store_pool pool;
-        if (lease_pool_get(w->engine, a->pool, &pool) < 0 || pool.kind != POOL_KIND_ANONYMOUS) {
+        if (lease_pool_get(w->engine, a->pool, &pool) < 0 || pool.def.kind != POOL_KIND_ANONYMOUS) {
                 log_error("anonymous admission: '%s' is not an anonymous pool", a->pool);
                 r->retry_after = 30;
                 request_finish_error(r, 503, "lease_failed", "admission is misconfigured");
