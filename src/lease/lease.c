@@ -222,6 +222,8 @@ static int acquire_locked(struct lease_engine *e, const char *pool, const char *
                 return fail(e, r, "unknown pool '%s'", pool);
         if (r < 0)
                 return store_fail(e, r, "read pool");
+        if ((flags & LEASE_ACQUIRE_ANONYMOUS_ONLY) && p.def.kind != POOL_KIND_ANONYMOUS)
+                return fail(e, -EACCES, "pool '%s' is not an anonymous pool", pool);
 
         /* Affinity, live: the same IMPU again, renewed. */
         if (!(flags & LEASE_ACQUIRE_ADDITIONAL)) {

@@ -7,7 +7,7 @@
  *   -ENOSPC  pool exhausted                -EDQUOT  holder at its maximum
  *   -ESTALE  no live lease to act on       -EINVAL  bad argument
  *   -EEXIST  IMPU claimed by another pool  -EBUSY   store locked too long
- *   -EIO     store failure */
+ *   -EACCES  pool of the wrong kind        -EIO     store failure */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -49,6 +49,9 @@ enum {
          * (up to the pool's max_per_holder); without it, acquire returns the
          * holder's live lease. */
         LEASE_ACQUIRE_ADDITIONAL = 1 << 0,
+        /* Refuse (-EACCES) a pool that is not anonymous: for an admission
+         * that has authenticated nobody. */
+        LEASE_ACQUIRE_ANONYMOUS_ONLY = 1 << 1,
 };
 
 struct lease_engine;
