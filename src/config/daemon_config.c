@@ -505,12 +505,12 @@ int daemon_config_load_pools(struct daemon_config *cfg, struct pool_config **ret
         for (size_t i = 0; cfg->ldap_enabled && i < cfg->n_group_pools; i++)
                 refs[n++] = (typeof(refs[0])) { cfg->group_pools[i].pool, "[ldap] group_pool", POOL_KIND_AUTHENTICATED };
         for (size_t i = 0; i < n; i++) {
-                const struct pool_def *p = pool_config_find_pool(pc, refs[i].name);
+                const struct pool_config_pool *p = pool_config_find_pool(pc, refs[i].name);
                 if (!p)
                         add_error(cfg, 0, "%s: no pool '%s' in the pool configuration", refs[i].what, refs[i].name);
-                else if (p->kind != refs[i].kind)
+                else if (p->def.kind != refs[i].kind)
                         add_error(cfg, 0, "%s: pool '%s' is %s, not %s", refs[i].what, refs[i].name,
-                                  pool_kind_to_string(p->kind), pool_kind_to_string(refs[i].kind));
+                                  pool_kind_to_string(p->def.kind), pool_kind_to_string(refs[i].kind));
         }
         return cfg->n_errors || pc->n_errors ? -EINVAL : 0;
 }

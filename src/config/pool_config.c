@@ -9,18 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include "common/parse.h"
 #include "config/ini_file.h"
 
-/* Names end up in URLs, logs and SQL rows; keep them short and plain. */
-#define NAME_MAX_CHARS 64
-/* Sanity bound on one pool: ten thousand million entries. */
-#define POOL_SIZE_MAX INT64_C(10000000000)
-#define RANGE_WIDTH_MAX 15
-#define HOLDER_LIMIT_MAX 1000
-#define LIST_ENTRIES_MAX 100000
+#define NAME_MAX_CHARS (POOL_NAME_MAX - 1)
 
 enum section_type { SECTION_NONE, SECTION_SUBSCRIPTION, SECTION_POOL, SECTION_BAD };
 
@@ -32,7 +25,7 @@ struct parse_state {
 
         char *section;          /* section text of the current object */
         enum section_type type;
-        void *object;           /* struct pool_subscription * or struct pool_def * */
+        void *object;           /* struct pool_config_subscription * or struct pool_config_pool * */
         /* Keys seen in the current section, for duplicate detection. */
         char seen[32][24];
         size_t n_seen;
@@ -71,7 +64,7 @@ static bool valid_name(const char *s) {
 }
 
 static bool identity_ok(const char *s, bool public_identity) {
-        if (strlen(s) > POOL_IDENTITY_MAX)
+        if (strlen(s) >= POOL_IDENTITY_MAX)
                 return false;
         return public_identity ? wwsf_is_public_identity(s) : wwsf_is_private_identity(s);
 }
@@ -124,43 +117,52 @@ static void start_section(struct parse_state *st, const char *section) {
 
         if (st->type == SECTION_SUBSCRIPTION) {
                 for (size_t i = 0; i < cfg->n_subs; i++)
-                        if (strcmp(cfg->subs[i].name, name) == 0) {
+                        if (strcmp(cfg->subs[i].sub.name, name) == 0) {
                                 add_error(cfg, st->file, line, "subscription '%s' is defined twice (first at %s:%d)",
                                           name, cfg->subs[i].file, cfg->subs[i].line);
                                 st->type = SECTION_BAD;
                                 return;
                         }
                 cfg->subs = xrealloc_array(cfg->subs, cfg->n_subs + 1, sizeof *cfg->subs);
-                struct pool_subscription *s = &cfg->subs[cfg->n_subs++];
-                *s = (struct pool_subscription) {
-                        .name = xstrdup(name), .impi_mode = -1, .file = st->file, .line = line,
-                };
+                struct pool_config_subscription *s = &cfg->subs[cfg->n_subs++];
+                *s = (struct pool_config_subscription) { .sub.impi_mode = -1, .file = st->file, .line = line };
+                snprintf(s->sub.name, sizeof s->sub.name, "%s", name);
                 st->object = s;
         } else {
                 for (size_t i = 0; i < cfg->n_pools; i++)
-                        if (strcmp(cfg->pools[i].name, name) == 0) {
+                        if (strcmp(cfg->pools[i].def.name, name) == 0) {
                                 add_error(cfg, st->file, line, "pool '%s' is defined twice (first at %s:%d)",
                                           name, cfg->pools[i].file, cfg->pools[i].line);
                                 st->type = SECTION_BAD;
                                 return;
                         }
                 cfg->pools = xrealloc_array(cfg->pools, cfg->n_pools + 1, sizeof *cfg->pools);
-                struct pool_def *p = &cfg->pools[cfg->n_pools++];
-                *p = (struct pool_def) {
-                        .name = xstrdup(name), .kind = -1, .lease_ttl = -1, .quarantine = -1,
-                        .max_per_holder = 1, .source = -1, .size = -1, .token_length = 12,
+                struct pool_config_pool *p = &cfg->pools[cfg->n_pools++];
+                *p = (struct pool_config_pool) {
+                        .def = { .kind = -1, .lease_ttl = -1, .quarantine = -1, .max_per_holder = 1, .source = -1,
+                                 .size = -1, .token_length = POOL_TOKEN_DEFAULT },
                         .file = st->file, .line = line,
                 };
+                snprintf(p->def.name, sizeof p->def.name, "%s", name);
+                snprintf(p->def.source_file, sizeof p->def.source_file, "%s", st->file);
                 st->object = p;
         }
 }
 
-static void template_free(struct pool_template *t);
+/* Copies the n bytes at src into dst as a string (n < size). */
+static void copy_part(char *dst, size_t size, const char *src, size_t n) {
+        snprintf(dst, size, "%.*s", (int) n, src);
+}
 
 /* Splits "prefix{A..B}suffix" (range) or "prefix!regex!suffix" (wildcard). */
 static int parse_template_parts(const char *text, enum pool_source source, struct pool_template *t,
                           int64_t *ret_count, char *why, size_t why_size) {
-        *t = (struct pool_template) { .text = xstrdup(text) };
+        /* Every part then fits the model's buffers. */
+        if (strlen(text) >= sizeof t->prefix) {
+                snprintf(why, why_size, "longer than %zu characters", sizeof t->prefix - 1);
+                return -EINVAL;
+        }
+        snprintf(t->text, sizeof t->text, "%s", text);
         if (source == POOL_SOURCE_RANGE) {
                 const char *open = strchr(text, '{');
                 const char *close = open ? strchr(open, '}') : NULL;
@@ -174,9 +176,9 @@ static int parse_template_parts(const char *text, enum pool_source source, struc
                         return -EINVAL;
                 }
                 size_t wa = (size_t) (dots - open - 1), wb = (size_t) (close - dots - 2);
-                if (wa == 0 || wb == 0 || wa != wb || wa > RANGE_WIDTH_MAX) {
+                if (wa == 0 || wb == 0 || wa != wb || wa > POOL_RANGE_WIDTH_MAX) {
                         snprintf(why, why_size, "FIRST and LAST must have the same number of digits (1-%d)",
-                                 RANGE_WIDTH_MAX);
+                                 POOL_RANGE_WIDTH_MAX);
                         return -EINVAL;
                 }
                 int64_t a = 0, b = 0;
@@ -193,8 +195,8 @@ static int parse_template_parts(const char *text, enum pool_source source, struc
                         snprintf(why, why_size, "FIRST is greater than LAST");
                         return -EINVAL;
                 }
-                t->prefix = strndup(text, (size_t) (open - text));
-                t->suffix = xstrdup(close + 1);
+                copy_part(t->prefix, sizeof t->prefix, text, (size_t) (open - text));
+                copy_part(t->suffix, sizeof t->suffix, close + 1, strlen(close + 1));
                 t->start = a;
                 t->width = (int) wa;
                 t->count = b - a + 1;
@@ -207,22 +209,21 @@ static int parse_template_parts(const char *text, enum pool_source source, struc
                 snprintf(why, why_size, "expected exactly one !REGEX! wildcard part");
                 return -EINVAL;
         }
-        t->prefix = strndup(text, (size_t) (open - text));
-        t->suffix = xstrdup(close + 1);
-        t->regex = strndup(open + 1, (size_t) (close - open - 1));
+        copy_part(t->prefix, sizeof t->prefix, text, (size_t) (open - text));
+        copy_part(t->suffix, sizeof t->suffix, close + 1, strlen(close + 1));
+        copy_part(t->regex, sizeof t->regex, open + 1, (size_t) (close - open - 1));
+        t->wildcard = true;
         *ret_count = -1;
         return 0;
 }
 
-/* Leaves *t all NULL when text is refused, so later checks see no template. */
+/* Leaves *t empty when text is refused, so later checks see no template. */
 static int parse_template(const char *text, enum pool_source source, struct pool_template *t,
                           int64_t *ret_count, char *why, size_t why_size) {
-        template_free(t);
+        *t = (struct pool_template) { 0 };
         int r = parse_template_parts(text, source, t, ret_count, why, why_size);
-        if (r < 0) {
-                template_free(t);
+        if (r < 0)
                 *t = (struct pool_template) { 0 };
-        }
         return r;
 }
 
@@ -230,7 +231,7 @@ static bool template_has_identity_chars(const struct pool_template *t) {
         return !strpbrk(t->prefix, "{}!") && !strpbrk(t->suffix, "{}!");
 }
 
-static int handle_subscription_key(struct parse_state *st, struct pool_subscription *s,
+static int handle_subscription_key(struct parse_state *st, struct pool_config_subscription *s,
                                    const char *name, const char *value) {
         if (strcmp(name, "owner") == 0) {
                 if (strcmp(value, "none") == 0)
@@ -240,7 +241,7 @@ static int handle_subscription_key(struct parse_state *st, struct pool_subscript
                                   "owner: expected a tenant name (letters, digits, '.', '_', '-') or 'none'");
                         return 0;
                 }
-                s->owner = xstrdup(value);
+                snprintf(s->sub.owner, sizeof s->sub.owner, "%s", value);
         } else if (strcmp(name, "domain") == 0) {
                 bool ok = *value && strlen(value) <= 253;
                 for (const char *p = value; *p; p++)
@@ -250,13 +251,9 @@ static int handle_subscription_key(struct parse_state *st, struct pool_subscript
                         add_error(st->cfg, st->file, st->line, "domain: '%s' is not a domain name", value);
                         return 0;
                 }
-                s->domain = xstrdup(value);
+                snprintf(s->sub.domain, sizeof s->sub.domain, "%s", value);
         } else if (strcmp(name, "impi_mode") == 0) {
-                if (strcmp(value, "shared") == 0)
-                        s->impi_mode = IMPI_MODE_SHARED;
-                else if (strcmp(value, "per-entry") == 0)
-                        s->impi_mode = IMPI_MODE_PER_ENTRY;
-                else
+                if (impi_mode_from_string(value, &s->sub.impi_mode) < 0)
                         add_error(st->cfg, st->file, st->line, "impi_mode: expected 'shared' or 'per-entry'");
         } else
                 add_error(st->cfg, st->file, st->line,
@@ -264,19 +261,19 @@ static int handle_subscription_key(struct parse_state *st, struct pool_subscript
         return 0;
 }
 
-static void set_source(struct parse_state *st, struct pool_def *p, enum pool_source src) {
-        if (p->source != (enum pool_source) -1 && p->source != src) {
+static void set_source(struct parse_state *st, struct pool_config_pool *p, enum pool_source src) {
+        if (p->def.source != (enum pool_source) -1 && p->def.source != src) {
                 add_error(st->cfg, st->file, st->line,
                           "a pool has exactly one IMPU source (entry, impu_range or impu_wildcard); this one already has '%s'",
-                          pool_source_to_string(p->source));
+                          pool_source_to_string(p->def.source));
                 return;
         }
-        p->source = src;
+        p->def.source = src;
         if (!p->key_lines[POOL_LINE_SOURCE])
                 p->key_lines[POOL_LINE_SOURCE] = st->line;
 }
 
-static int handle_pool_key(struct parse_state *st, struct pool_def *p, const char *name, const char *value) {
+static int handle_pool_key(struct parse_state *st, struct pool_config_pool *p, const char *name, const char *value) {
         struct pool_config *cfg = st->cfg;
         char why[256];
         int64_t v;
@@ -285,11 +282,7 @@ static int handle_pool_key(struct parse_state *st, struct pool_def *p, const cha
                 p->subscription_name = xstrdup(value);
                 p->key_lines[POOL_LINE_SUBSCRIPTION] = st->line;
         } else if (strcmp(name, "kind") == 0) {
-                if (strcmp(value, "authenticated") == 0)
-                        p->kind = POOL_KIND_AUTHENTICATED;
-                else if (strcmp(value, "anonymous") == 0)
-                        p->kind = POOL_KIND_ANONYMOUS;
-                else
+                if (pool_kind_from_string(value, &p->def.kind) < 0)
                         add_error(cfg, st->file, st->line, "kind: expected 'authenticated' or 'anonymous'");
         } else if (strcmp(name, "lease_ttl") == 0 || strcmp(name, "quarantine") == 0) {
                 if (wwsf_parse_duration(value, &v) < 0 || (v < 1 && name[0] == 'l')) {
@@ -299,17 +292,17 @@ static int handle_pool_key(struct parse_state *st, struct pool_def *p, const cha
                         return 0;
                 }
                 if (name[0] == 'l')
-                        p->lease_ttl = v;
+                        p->def.lease_ttl = v;
                 else {
-                        p->quarantine = v;
+                        p->def.quarantine = v;
                         p->key_lines[POOL_LINE_QUARANTINE] = st->line;
                 }
         } else if (strcmp(name, "max_per_holder") == 0) {
-                if (wwsf_parse_int(value, 1, HOLDER_LIMIT_MAX, &v) < 0)
+                if (wwsf_parse_int(value, 1, POOL_HOLDER_LIMIT_MAX, &v) < 0)
                         add_error(cfg, st->file, st->line, "max_per_holder: expected a number from 1 to %d",
-                                  HOLDER_LIMIT_MAX);
+                                  POOL_HOLDER_LIMIT_MAX);
                 else
-                        p->max_per_holder = v;
+                        p->def.max_per_holder = v;
         } else if (strcmp(name, "entry") == 0) {
                 set_source(st, p, POOL_SOURCE_LIST);
                 char impu[256], impi[256], extra[2];
@@ -326,9 +319,9 @@ static int handle_pool_key(struct parse_state *st, struct pool_def *p, const cha
                         add_error(cfg, st->file, st->line, "entry: IMPI '%s' is not of the form user@realm", impi);
                         return 0;
                 }
-                if (p->n_entries >= LIST_ENTRIES_MAX) {
+                if (p->n_entries >= POOL_LIST_ENTRIES_MAX) {
                         add_error(cfg, st->file, st->line, "entry: more than %d listed entries; use impu_range",
-                                  LIST_ENTRIES_MAX);
+                                  POOL_LIST_ENTRIES_MAX);
                         return 0;
                 }
                 p->entries = xrealloc_array(p->entries, p->n_entries + 1, sizeof *p->entries);
@@ -339,7 +332,7 @@ static int handle_pool_key(struct parse_state *st, struct pool_def *p, const cha
                 enum pool_source src = name[5] == 'r' ? POOL_SOURCE_RANGE : POOL_SOURCE_WILDCARD;
                 set_source(st, p, src);
                 int64_t count;
-                if (parse_template(value, src, &p->impu_tpl, &count, why, sizeof why) < 0) {
+                if (parse_template(value, src, &p->def.impu_tpl, &count, why, sizeof why) < 0) {
                         add_error(cfg, st->file, st->line, "%s: %s", name, why);
                         return 0;
                 }
@@ -349,7 +342,7 @@ static int handle_pool_key(struct parse_state *st, struct pool_def *p, const cha
                 enum pool_source src = name[5] == 'r' ? POOL_SOURCE_RANGE : POOL_SOURCE_WILDCARD;
                 int64_t count;
                 p->key_lines[POOL_LINE_IMPI] = st->line;
-                if (parse_template(value, src, &p->impi_tpl, &count, why, sizeof why) < 0) {
+                if (parse_template(value, src, &p->def.impi_tpl, &count, why, sizeof why) < 0) {
                         add_error(cfg, st->file, st->line, "%s: %s", name, why);
                         return 0;
                 }
@@ -358,21 +351,21 @@ static int handle_pool_key(struct parse_state *st, struct pool_def *p, const cha
                 if (!identity_ok(value, false))
                         add_error(cfg, st->file, st->line, "impi: '%s' is not of the form user@realm", value);
                 else
-                        p->shared_impi = xstrdup(value);
+                        snprintf(p->def.shared_impi, sizeof p->def.shared_impi, "%s", value);
         } else if (strcmp(name, "size") == 0) {
                 if (wwsf_parse_int(value, 1, POOL_SIZE_MAX, &v) < 0)
                         add_error(cfg, st->file, st->line, "size: expected a number from 1 to %" PRId64,
                                   POOL_SIZE_MAX);
                 else {
-                        p->size = v;
+                        p->def.size = v;
                         p->key_lines[POOL_LINE_SIZE] = st->line;
                 }
         } else if (strcmp(name, "token_length") == 0) {
-                if (wwsf_parse_int(value, 4, POOL_TOKEN_MAX, &v) < 0)
-                        add_error(cfg, st->file, st->line, "token_length: expected a number from 4 to %d",
-                                  POOL_TOKEN_MAX);
+                if (wwsf_parse_int(value, POOL_TOKEN_MIN, POOL_TOKEN_MAX, &v) < 0)
+                        add_error(cfg, st->file, st->line, "token_length: expected a number from %d to %d",
+                                  POOL_TOKEN_MIN, POOL_TOKEN_MAX);
                 else
-                        p->token_length = (int) v;
+                        p->def.token_length = (int) v;
         } else
                 add_error(cfg, st->file, st->line,
                           "unknown key '%s' in a pool (expected subscription, kind, lease_ttl, quarantine, "
@@ -409,56 +402,6 @@ static int ini_handler_fn(struct ini_file *f, const char *section, const char *n
         return 1;
 }
 
-int pool_template_format_index(const struct pool_template *t, int64_t i, char *buf, size_t size) {
-        int n = snprintf(buf, size, "%s%0*" PRId64 "%s", t->prefix, t->width, t->start + i, t->suffix);
-        return n < 0 || (size_t) n >= size ? -ENOBUFS : n;
-}
-
-int pool_template_format_token(const struct pool_template *t, const char *token, char *buf, size_t size) {
-        int n = snprintf(buf, size, "%s%s%s", t->prefix, token, t->suffix);
-        return n < 0 || (size_t) n >= size ? -ENOBUFS : n;
-}
-
-bool pool_template_match_index(const struct pool_template *t, int64_t size, const char *s, int64_t *ret_index) {
-        size_t lp = strlen(t->prefix), ls = strlen(t->suffix), n = strlen(s);
-        if (n != lp + (size_t) t->width + ls || strncmp(s, t->prefix, lp) != 0 ||
-            strcmp(s + lp + t->width, t->suffix) != 0)
-                return false;
-        int64_t v = 0;
-        for (int k = 0; k < t->width; k++) {
-                char c = s[lp + (size_t) k];
-                if (!isdigit((unsigned char) c))
-                        return false;
-                v = v * 10 + (c - '0');
-        }
-        if (v < t->start || v - t->start >= size)
-                return false;
-        *ret_index = v - t->start;
-        return true;
-}
-
-int pool_token_random(enum token_alphabet a, int length, char *buf) {
-        static const char base32[] = "abcdefghijklmnopqrstuvwxyz234567";
-        unsigned char rnd[64];
-        size_t used = sizeof rnd;
-        if (length < 1 || length > POOL_TOKEN_MAX)
-                return -EINVAL;
-        for (int i = 0; i < length;) {
-                if (used == sizeof rnd) {
-                        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t) sizeof rnd)
-                                return -EIO;
-                        used = 0;
-                }
-                unsigned char b = rnd[used++];
-                if (a == TOKEN_ALPHABET_BASE32)
-                        buf[i++] = base32[b & 31];
-                else if (b < 250) /* 250 = 25 * 10: rejecting the rest keeps digits uniform */
-                        buf[i++] = (char) ('0' + b % 10);
-        }
-        buf[length] = '\0';
-        return 0;
-}
-
 /* A wildcard regex is only usable if the tokens we generate match it. */
 static bool regex_accepts_alphabet(const char *regex, enum token_alphabet a, int length) {
         char *anchored;
@@ -490,7 +433,7 @@ static bool regex_compiles(const char *regex) {
 
 static bool sip_host_matches(const char *impu, const char *domain) {
         /* No domain: the subscription is refused for that already. */
-        if (!domain || strncasecmp(impu, "tel:", 4) == 0)
+        if (!*domain || strncasecmp(impu, "tel:", 4) == 0)
                 return true;
         const char *at = strrchr(impu, '@');
         if (!at)
@@ -499,117 +442,119 @@ static bool sip_host_matches(const char *impu, const char *domain) {
         return n == strlen(domain) && strncasecmp(at + 1, domain, n) == 0;
 }
 
-static void validate_pool(struct pool_config *cfg, struct pool_def *p) {
+static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
         const int *lines = p->key_lines;
         const char *f = p->file;
         int before = (int) cfg->n_errors;
         char buf[512];
 
         if (!p->subscription_name)
-                add_error(cfg, f, p->line, "pool '%s': missing key 'subscription'", p->name);
+                add_error(cfg, f, p->line, "pool '%s': missing key 'subscription'", p->def.name);
         else {
                 for (size_t i = 0; i < cfg->n_subs; i++)
-                        if (strcmp(cfg->subs[i].name, p->subscription_name) == 0)
+                        if (strcmp(cfg->subs[i].sub.name, p->subscription_name) == 0)
                                 p->subscription = &cfg->subs[i];
-                if (!p->subscription)
-                        add_error(cfg, f, lines[POOL_LINE_SUBSCRIPTION], "pool '%s': unknown subscription '%s'", p->name,
-                                  p->subscription_name);
+                if (p->subscription)
+                        snprintf(p->def.subscription, sizeof p->def.subscription, "%s", p->subscription->sub.name);
+                else
+                        add_error(cfg, f, lines[POOL_LINE_SUBSCRIPTION], "pool '%s': unknown subscription '%s'",
+                                  p->def.name, p->subscription_name);
         }
-        if (p->kind == (enum pool_kind) -1)
-                add_error(cfg, f, p->line, "pool '%s': missing key 'kind' (authenticated or anonymous)", p->name);
-        if (p->lease_ttl < 0)
-                add_error(cfg, f, p->line, "pool '%s': missing key 'lease_ttl'", p->name);
-        if (p->quarantine < 0)
-                add_error(cfg, f, p->line, "pool '%s': missing key 'quarantine'", p->name);
-        if (p->lease_ttl >= 0 && p->quarantine >= 0 && p->quarantine < p->lease_ttl)
+        if (p->def.kind == (enum pool_kind) -1)
+                add_error(cfg, f, p->line, "pool '%s': missing key 'kind' (authenticated or anonymous)", p->def.name);
+        if (p->def.lease_ttl < 0)
+                add_error(cfg, f, p->line, "pool '%s': missing key 'lease_ttl'", p->def.name);
+        if (p->def.quarantine < 0)
+                add_error(cfg, f, p->line, "pool '%s': missing key 'quarantine'", p->def.name);
+        if (p->def.lease_ttl >= 0 && p->def.quarantine >= 0 && p->def.quarantine < p->def.lease_ttl)
                 add_error(cfg, f, lines[POOL_LINE_QUARANTINE],
                           "pool '%s': quarantine (%" PRId64 "s) is shorter than lease_ttl (%" PRId64
                           "s): a registration made under the old lease could outlive the hold",
-                          p->name, p->quarantine, p->lease_ttl);
-        if (p->source == (enum pool_source) -1) {
+                          p->def.name, p->def.quarantine, p->def.lease_ttl);
+        if (p->def.source == (enum pool_source) -1) {
                 add_error(cfg, f, p->line, "pool '%s': no IMPU source (entry, impu_range or impu_wildcard)",
-                          p->name);
+                          p->def.name);
                 return;
         }
         /* A template refused while parsing was reported there. */
-        if (p->source != POOL_SOURCE_LIST && !p->impu_tpl.text)
+        if (p->def.source != POOL_SOURCE_LIST && !p->def.impu_tpl.text[0])
                 return;
         if ((int) cfg->n_errors > before && !p->subscription)
                 return;
 
-        const struct pool_subscription *s = p->subscription;
-        bool shared = s && s->impi_mode == IMPI_MODE_SHARED;
-        bool has_impi_tpl = p->impi_tpl.text != NULL;
+        const struct pool_config_subscription *s = p->subscription;
+        bool shared = s && s->sub.impi_mode == IMPI_MODE_SHARED;
+        bool has_impi_tpl = p->def.impi_tpl.text[0] != '\0';
 
         if (shared) {
-                if (!p->shared_impi)
+                if (!p->def.shared_impi[0])
                         add_error(cfg, f, p->line, "pool '%s': subscription '%s' shares one IMPI: set 'impi'",
-                                  p->name, s->name);
+                                  p->def.name, s->sub.name);
                 if (has_impi_tpl)
                         add_error(cfg, f, lines[POOL_LINE_IMPI],
                                   "pool '%s': subscription '%s' shares one IMPI: impi_range/impi_wildcard not allowed",
-                                  p->name, s->name);
+                                  p->def.name, s->sub.name);
         } else if (s) {
-                if (p->shared_impi)
+                if (p->def.shared_impi[0])
                         add_error(cfg, f, lines[POOL_LINE_IMPI],
-                                  "pool '%s': subscription '%s' has an IMPI per entry: 'impi' not allowed", p->name,
-                                  s->name);
+                                  "pool '%s': subscription '%s' has an IMPI per entry: 'impi' not allowed", p->def.name,
+                                  s->sub.name);
         }
 
-        switch (p->source) {
+        switch (p->def.source) {
         case POOL_SOURCE_LIST:
                 if (lines[POOL_LINE_SIZE])
                         add_error(cfg, f, lines[POOL_LINE_SIZE], "size: only wildcard pools take a size");
-                p->size = (int64_t) p->n_entries;
+                p->def.size = (int64_t) p->n_entries;
                 if (has_impi_tpl)
                         add_error(cfg, f, lines[POOL_LINE_IMPI], "pool '%s': a listed pool gives IMPIs in its entries",
-                                  p->name);
+                                  p->def.name);
                 for (size_t i = 0; i < p->n_entries; i++) {
                         struct pool_list_entry *e = &p->entries[i];
                         if (shared && e->impi)
                                 add_error(cfg, f, e->line, "entry: subscription '%s' shares one IMPI: no IMPI here",
-                                          s->name);
+                                          s->sub.name);
                         if (s && !shared && !e->impi)
                                 add_error(cfg, f, e->line, "entry: subscription '%s' has an IMPI per entry: 'IMPU IMPI'",
-                                          s->name);
-                        if (s && !sip_host_matches(e->impu, s->domain))
+                                          s->sub.name);
+                        if (s && !sip_host_matches(e->impu, s->sub.domain))
                                 add_error(cfg, f, e->line, "entry: '%s' is not in the subscription's domain '%s'",
-                                          e->impu, s->domain);
+                                          e->impu, s->sub.domain);
                 }
                 break;
         case POOL_SOURCE_RANGE:
                 if (lines[POOL_LINE_SIZE])
                         add_error(cfg, f, lines[POOL_LINE_SIZE],
                                   "size: only wildcard pools take a size (a range's size is its {FIRST..LAST})");
-                p->size = p->impu_tpl.count;
-                if (has_impi_tpl && !p->impi_tpl.regex && p->impi_tpl.count != p->size)
+                p->def.size = p->def.impu_tpl.count;
+                if (has_impi_tpl && !p->def.impi_tpl.wildcard && p->def.impi_tpl.count != p->def.size)
                         add_error(cfg, f, lines[POOL_LINE_IMPI],
                                   "impi_range: has %" PRId64 " identities but impu_range has %" PRId64,
-                                  p->impi_tpl.count, p->size);
-                if (!template_has_identity_chars(&p->impu_tpl)) {
+                                  p->def.impi_tpl.count, p->def.size);
+                if (!template_has_identity_chars(&p->def.impu_tpl)) {
                         add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: stray '{', '}' or '!' around the range");
                         break;
                 }
                 if (s && !shared && !has_impi_tpl)
                         add_error(cfg, f, p->line, "pool '%s': subscription '%s' has an IMPI per entry: set impi_range",
-                                  p->name, s->name);
-                if (has_impi_tpl && p->impi_tpl.regex)
+                                  p->def.name, s->sub.name);
+                if (has_impi_tpl && p->def.impi_tpl.wildcard)
                         add_error(cfg, f, lines[POOL_LINE_IMPI], "pool '%s': a range pool takes impi_range, not impi_wildcard",
-                                  p->name);
+                                  p->def.name);
                 for (int k = 0; k < 2; k++) {
-                        int64_t idx = k == 0 ? 0 : p->size - 1;
-                        if (pool_template_format_index(&p->impu_tpl, idx, buf, sizeof buf) < 0 ||
+                        int64_t idx = k == 0 ? 0 : p->def.size - 1;
+                        if (pool_template_format_index(&p->def.impu_tpl, idx, buf, sizeof buf) < 0 ||
                             !identity_ok(buf, true)) {
                                 add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: '%s' is not a sip:, sips: or tel: URI", buf);
                                 break;
                         }
-                        if (s && !sip_host_matches(buf, s->domain)) {
+                        if (s && !sip_host_matches(buf, s->sub.domain)) {
                                 add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: '%s' is not in the subscription's domain '%s'",
-                                          buf, s->domain);
+                                          buf, s->sub.domain);
                                 break;
                         }
-                        if (has_impi_tpl && !p->impi_tpl.regex &&
-                            (pool_template_format_index(&p->impi_tpl, idx, buf, sizeof buf) < 0 ||
+                        if (has_impi_tpl && !p->def.impi_tpl.wildcard &&
+                            (pool_template_format_index(&p->def.impi_tpl, idx, buf, sizeof buf) < 0 ||
                              !identity_ok(buf, false))) {
                                 add_error(cfg, f, lines[POOL_LINE_IMPI], "impi_range: '%s' is not of the form user@realm", buf);
                                 break;
@@ -617,57 +562,57 @@ static void validate_pool(struct pool_config *cfg, struct pool_def *p) {
                 }
                 break;
         case POOL_SOURCE_WILDCARD:
-                if (p->size < 0)
+                if (p->def.size < 0)
                         add_error(cfg, f, p->line, "pool '%s': a wildcard pool needs 'size' (how many IMPUs it may hand out)",
-                                  p->name);
-                if (!template_has_identity_chars(&p->impu_tpl) || !regex_compiles(p->impu_tpl.regex)) {
+                                  p->def.name);
+                if (!template_has_identity_chars(&p->def.impu_tpl) || !regex_compiles(p->def.impu_tpl.regex)) {
                         add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' is not a valid extended regular expression",
-                                  p->impu_tpl.regex);
+                                  p->def.impu_tpl.regex);
                         break;
                 }
-                if (regex_accepts_alphabet(p->impu_tpl.regex, TOKEN_ALPHABET_BASE32, p->token_length))
-                        p->token_alphabet = TOKEN_ALPHABET_BASE32;
-                else if (regex_accepts_alphabet(p->impu_tpl.regex, TOKEN_ALPHABET_DIGITS, p->token_length))
-                        p->token_alphabet = TOKEN_ALPHABET_DIGITS;
+                if (regex_accepts_alphabet(p->def.impu_tpl.regex, TOKEN_ALPHABET_BASE32, p->def.token_length))
+                        p->def.token_alphabet = TOKEN_ALPHABET_BASE32;
+                else if (regex_accepts_alphabet(p->def.impu_tpl.regex, TOKEN_ALPHABET_DIGITS, p->def.token_length))
+                        p->def.token_alphabet = TOKEN_ALPHABET_DIGITS;
                 else {
                         add_error(cfg, f, lines[POOL_LINE_SOURCE],
                                   "impu_wildcard: no generated part of %d letters/digits or %d digits matches !%s!",
-                                  p->token_length, p->token_length, p->impu_tpl.regex);
+                                  p->def.token_length, p->def.token_length, p->def.impu_tpl.regex);
                         break;
                 }
                 /* Tokens are drawn at random and a draw that collides is drawn
                  * again (8 tries). Keeping the pool within 1% of the token space
                  * makes 8 collisions in a row (odds 1e-16) never happen. */
                 double space = 1;
-                for (int k = 0; k < p->token_length; k++)
-                        space *= p->token_alphabet == TOKEN_ALPHABET_DIGITS ? 10 : 32;
-                if (p->size > 0 && (double) p->size > space / 100)
+                for (int k = 0; k < p->def.token_length; k++)
+                        space *= p->def.token_alphabet == TOKEN_ALPHABET_DIGITS ? 10 : 32;
+                if (p->def.size > 0 && (double) p->def.size > space / 100)
                         add_error(cfg, f, lines[POOL_LINE_SIZE] ? lines[POOL_LINE_SIZE] : p->line,
                                   "size: %" PRId64 " is more than 1%% of the %.0f tokens of token_length %d; "
                                   "raise token_length",
-                                  p->size, space, p->token_length);
+                                  p->def.size, space, p->def.token_length);
                 if (s && !shared && !has_impi_tpl)
                         add_error(cfg, f, p->line,
-                                  "pool '%s': subscription '%s' has an IMPI per entry: set impi_wildcard", p->name,
-                                  s->name);
-                if (has_impi_tpl && !p->impi_tpl.regex)
+                                  "pool '%s': subscription '%s' has an IMPI per entry: set impi_wildcard", p->def.name,
+                                  s->sub.name);
+                if (has_impi_tpl && !p->def.impi_tpl.wildcard)
                         add_error(cfg, f, lines[POOL_LINE_IMPI], "pool '%s': a wildcard pool takes impi_wildcard, not impi_range",
-                                  p->name);
-                else if (has_impi_tpl && strcmp(p->impi_tpl.regex, p->impu_tpl.regex) != 0)
+                                  p->def.name);
+                else if (has_impi_tpl && strcmp(p->def.impi_tpl.regex, p->def.impu_tpl.regex) != 0)
                         add_error(cfg, f, lines[POOL_LINE_IMPI],
                                   "impi_wildcard: use the same !%s! as impu_wildcard (one token fills both)",
-                                  p->impu_tpl.regex);
+                                  p->def.impu_tpl.regex);
                 char token[POOL_TOKEN_MAX + 1];
-                memset(token, p->token_alphabet == TOKEN_ALPHABET_DIGITS ? '0' : 'a', (size_t) p->token_length);
-                token[p->token_length] = '\0';
-                if (pool_template_format_token(&p->impu_tpl, token, buf, sizeof buf) < 0 ||
+                memset(token, p->def.token_alphabet == TOKEN_ALPHABET_DIGITS ? '0' : 'a', (size_t) p->def.token_length);
+                token[p->def.token_length] = '\0';
+                if (pool_template_format_token(&p->def.impu_tpl, token, buf, sizeof buf) < 0 ||
                     !identity_ok(buf, true))
                         add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' would not be a sip:, sips: or tel: URI", buf);
-                else if (s && !sip_host_matches(buf, s->domain))
+                else if (s && !sip_host_matches(buf, s->sub.domain))
                         add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' is not in the subscription's domain '%s'",
-                                  p->impu_tpl.text, s->domain);
-                if (has_impi_tpl && p->impi_tpl.regex &&
-                    (pool_template_format_token(&p->impi_tpl, token, buf, sizeof buf) < 0 ||
+                                  p->def.impu_tpl.text, s->sub.domain);
+                if (has_impi_tpl && p->def.impi_tpl.wildcard &&
+                    (pool_template_format_token(&p->def.impi_tpl, token, buf, sizeof buf) < 0 ||
                      !identity_ok(buf, false)))
                         add_error(cfg, f, lines[POOL_LINE_IMPI], "impi_wildcard: '%s' would not be of the form user@realm", buf);
                 break;
@@ -741,40 +686,42 @@ static bool ranges_overlap(const struct pool_template *a, const struct pool_temp
  * against ranges, and ranges of the same shape against each other. */
 static void check_overlaps(struct pool_config *cfg) {
         for (size_t a = 0; a < cfg->n_pools; a++) {
-                struct pool_def *pa = &cfg->pools[a];
-                for (size_t i = 0; pa->source == POOL_SOURCE_LIST && i < pa->n_entries; i++) {
+                struct pool_config_pool *pa = &cfg->pools[a];
+                for (size_t i = 0; pa->def.source == POOL_SOURCE_LIST && i < pa->n_entries; i++) {
                         for (size_t j = i + 1; j < pa->n_entries; j++)
                                 if (strcasecmp(pa->entries[i].impu, pa->entries[j].impu) == 0)
                                         add_error(cfg, pa->file, pa->entries[j].line,
                                                   "entry: '%s' is listed twice in pool '%s' (first at line %d)",
-                                                  pa->entries[j].impu, pa->name, pa->entries[i].line);
+                                                  pa->entries[j].impu, pa->def.name, pa->entries[i].line);
                 }
                 for (size_t b = a + 1; b < cfg->n_pools; b++) {
-                        struct pool_def *pb = &cfg->pools[b];
-                        if (pa->source == POOL_SOURCE_LIST && pb->source == POOL_SOURCE_LIST) {
+                        struct pool_config_pool *pb = &cfg->pools[b];
+                        if (pa->def.source == POOL_SOURCE_LIST && pb->def.source == POOL_SOURCE_LIST) {
                                 for (size_t i = 0; i < pa->n_entries; i++)
                                         for (size_t j = 0; j < pb->n_entries; j++)
                                                 if (strcasecmp(pa->entries[i].impu, pb->entries[j].impu) == 0)
                                                         add_error(cfg, pb->file, pb->entries[j].line,
                                                                   "entry: '%s' is already in pool '%s' (%s:%d)",
-                                                                  pb->entries[j].impu, pa->name, pa->file,
+                                                                  pb->entries[j].impu, pa->def.name, pa->file,
                                                                   pa->entries[i].line);
                         }
-                        if (pa->source == POOL_SOURCE_RANGE && pb->source == POOL_SOURCE_RANGE &&
-                            pa->impu_tpl.prefix && pb->impu_tpl.prefix && ranges_overlap(&pa->impu_tpl, &pb->impu_tpl))
+                        if (pa->def.source == POOL_SOURCE_RANGE && pb->def.source == POOL_SOURCE_RANGE &&
+                            pa->def.impu_tpl.text[0] && pb->def.impu_tpl.text[0] &&
+                            ranges_overlap(&pa->def.impu_tpl, &pb->def.impu_tpl))
                                 add_error(cfg, pb->file, pb->line, "pool '%s': its IMPU range overlaps pool '%s' (%s:%d)",
-                                          pb->name, pa->name, pa->file, pa->line);
+                                          pb->def.name, pa->def.name, pa->file, pa->line);
                         for (int k = 0; k < 2; k++) {
-                                struct pool_def *l = k ? pb : pa, *r = k ? pa : pb;
-                                if (l->source != POOL_SOURCE_LIST || r->source != POOL_SOURCE_RANGE ||
-                                    !r->impu_tpl.prefix)
+                                struct pool_config_pool *l = k ? pb : pa, *r = k ? pa : pb;
+                                if (l->def.source != POOL_SOURCE_LIST || r->def.source != POOL_SOURCE_RANGE ||
+                                    !r->def.impu_tpl.text[0])
                                         continue;
                                 int64_t idx;
                                 for (size_t i = 0; i < l->n_entries; i++)
-                                        if (pool_template_match_index(&r->impu_tpl, r->size, l->entries[i].impu, &idx))
+                                        if (pool_template_match_index(&r->def.impu_tpl, r->def.size, l->entries[i].impu,
+                                                                      &idx))
                                                 add_error(cfg, l->file, l->entries[i].line,
                                                           "entry: '%s' is inside the IMPU range of pool '%s'",
-                                                          l->entries[i].impu, r->name);
+                                                          l->entries[i].impu, r->def.name);
                         }
                 }
         }
@@ -820,49 +767,33 @@ int pool_config_load(const char *const *files, size_t n_files, struct pool_confi
                 return r;
 
         for (size_t i = 0; i < cfg->n_subs; i++) {
-                struct pool_subscription *s = &cfg->subs[i];
-                if (!s->domain)
-                        add_error(cfg, s->file, s->line, "subscription '%s': missing key 'domain'", s->name);
-                if (s->impi_mode == (enum impi_mode) -1)
+                struct pool_config_subscription *s = &cfg->subs[i];
+                if (!s->sub.domain[0])
+                        add_error(cfg, s->file, s->line, "subscription '%s': missing key 'domain'", s->sub.name);
+                if (s->sub.impi_mode == (enum impi_mode) -1)
                         add_error(cfg, s->file, s->line,
-                                  "subscription '%s': missing key 'impi_mode' (shared or per-entry)", s->name);
+                                  "subscription '%s': missing key 'impi_mode' (shared or per-entry)", s->sub.name);
         }
         for (size_t i = 0; i < cfg->n_pools; i++) {
-                struct pool_def *p = &cfg->pools[i];
+                struct pool_config_pool *p = &cfg->pools[i];
                 validate_pool(cfg, p);
         }
         check_overlaps(cfg);
         return cfg->n_errors ? -EINVAL : 0;
 }
 
-static void template_free(struct pool_template *t) {
-        free(t->text);
-        free(t->prefix);
-        free(t->suffix);
-        free(t->regex);
-}
-
 void pool_config_free(struct pool_config *cfg) {
         if (!cfg)
                 return;
-        for (size_t i = 0; i < cfg->n_subs; i++) {
-                free(cfg->subs[i].name);
-                free(cfg->subs[i].owner);
-                free(cfg->subs[i].domain);
-        }
         free(cfg->subs);
         for (size_t i = 0; i < cfg->n_pools; i++) {
-                struct pool_def *p = &cfg->pools[i];
-                free(p->name);
+                struct pool_config_pool *p = &cfg->pools[i];
                 free(p->subscription_name);
                 for (size_t j = 0; j < p->n_entries; j++) {
                         free(p->entries[j].impu);
                         free(p->entries[j].impi);
                 }
                 free(p->entries);
-                template_free(&p->impu_tpl);
-                template_free(&p->impi_tpl);
-                free(p->shared_impi);
         }
         free(cfg->pools);
         for (size_t i = 0; i < cfg->n_errors; i++)
@@ -874,30 +805,9 @@ void pool_config_free(struct pool_config *cfg) {
         free(cfg);
 }
 
-const struct pool_def *pool_config_find_pool(const struct pool_config *cfg, const char *name) {
+const struct pool_config_pool *pool_config_find_pool(const struct pool_config *cfg, const char *name) {
         for (size_t i = 0; i < cfg->n_pools; i++)
-                if (strcmp(cfg->pools[i].name, name) == 0)
+                if (strcmp(cfg->pools[i].def.name, name) == 0)
                         return &cfg->pools[i];
         return NULL;
-}
-
-const char *pool_kind_to_string(enum pool_kind k) {
-        return k == POOL_KIND_ANONYMOUS ? "anonymous" : "authenticated";
-}
-
-const char *pool_source_to_string(enum pool_source s) {
-        switch (s) {
-        case POOL_SOURCE_LIST: return "list";
-        case POOL_SOURCE_RANGE: return "range";
-        case POOL_SOURCE_WILDCARD: return "wildcard";
-        }
-        return "?";
-}
-
-const char *impi_mode_to_string(enum impi_mode m) {
-        return m == IMPI_MODE_SHARED ? "shared" : "per-entry";
-}
-
-const char *token_alphabet_to_string(enum token_alphabet a) {
-        return a == TOKEN_ALPHABET_DIGITS ? "digits" : "base32";
 }

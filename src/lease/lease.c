@@ -1,4 +1,4 @@
-/* Lease policy over the store primitives. The rules (DESIGN.md section 5):
+/* Lease policy over the store primitives. The rules (docs/DESIGN.md section 5):
  *  - affinity: a holder with a live lease, or whose last IMPU is still in
  *    quarantine, gets that IMPU back;
  *  - quarantine: an IMPU goes to another holder only hold seconds after its
@@ -121,7 +121,7 @@ static int check_impu(struct lease_engine *e, const char *impu) {
 
 /* When the entry may go to another holder after its lease ends at end. */
 static int64_t avail_after(const struct store_entry *en, const struct store_pool *p, int64_t end) {
-        return en->retired ? STORE_NEVER : end + p->quarantine;
+        return en->retired ? STORE_NEVER : end + p->def.quarantine;
 }
 
 /* Closes the entry's open history row, if any, at ended_at. */
@@ -148,7 +148,7 @@ static int grant(struct lease_engine *e, const struct store_pool *p, struct stor
         snprintf(en->holder, sizeof en->holder, "%s", holder);
         snprintf(en->client_addr, sizeof en->client_addr, "%s", client_addr ? client_addr : "");
         en->leased_at = now;
-        en->expires_at = now + p->lease_ttl;
+        en->expires_at = now + p->def.lease_ttl;
         en->avail_at = avail_after(en, p, en->expires_at);
         if (!en->id) {
                 if ((r = e->ops->entry_insert(e->store, en)) < 0)
@@ -164,43 +164,40 @@ static int grant(struct lease_engine *e, const struct store_pool *p, struct stor
 /* Writes the identities of index idx (range) or token (wildcard) into en.
  * Config check bounds their length, so truncation means a damaged store. */
 static int fill_identity(const struct store_pool *p, struct store_entry *en, const char *token, int64_t idx) {
-        const struct store_template *ut = &p->impu_tpl, *it = &p->impi_tpl;
-        int n, m;
+        const struct pool_template *ut = &p->def.impu_tpl, *it = &p->def.impi_tpl;
+        int n, m = 0;
         if (token)
-                n = snprintf(en->impu, sizeof en->impu, "%s%s%s", ut->prefix, token, ut->suffix);
+                n = pool_template_format_token(ut, token, en->impu, sizeof en->impu);
         else
-                n = snprintf(en->impu, sizeof en->impu, "%s%0*lld%s", ut->prefix, ut->width,
-                             (long long) (ut->start + idx), ut->suffix);
-        if (p->impi_mode == IMPI_MODE_SHARED)
-                m = snprintf(en->impi, sizeof en->impi, "%s", p->shared_impi);
+                n = pool_template_format_index(ut, idx, en->impu, sizeof en->impu);
+        if (p->sub.impi_mode == IMPI_MODE_SHARED)
+                snprintf(en->impi, sizeof en->impi, "%s", p->def.shared_impi);  /* both POOL_IDENTITY_MAX */
         else if (token)
-                m = snprintf(en->impi, sizeof en->impi, "%s%s%s", it->prefix, token, it->suffix);
+                m = pool_template_format_token(it, token, en->impi, sizeof en->impi);
         else
-                m = snprintf(en->impi, sizeof en->impi, "%s%0*lld%s", it->prefix, it->width,
-                             (long long) (it->start + idx), it->suffix);
-        if (n < 0 || m < 0 || (size_t) n >= sizeof en->impu || (size_t) m >= sizeof en->impi)
-                return -ENAMETOOLONG;
-        return 0;
+                m = pool_template_format_index(it, idx, en->impi, sizeof en->impi);
+        return n < 0 || m < 0 ? -ENAMETOOLONG : 0;
 }
 
 /* Creates the pool's next never-used entry (range or wildcard) for holder. */
 static int grant_new(struct lease_engine *e, struct store_pool *p, const char *holder, const char *client_addr,
                      int64_t now, struct store_entry *en) {
         int r = -EEXIST;
-        for (int attempt = 0; attempt < (p->source == POOL_SOURCE_WILDCARD ? WILDCARD_ATTEMPTS : 1); attempt++) {
+        int attempts = p->def.source == POOL_SOURCE_WILDCARD ? WILDCARD_ATTEMPTS : 1;
+        for (int attempt = 0; attempt < attempts; attempt++) {
                 memset(en, 0, sizeof *en);
                 en->pool_id = p->id;
-                memcpy(en->pool, p->name, sizeof en->pool);
+                memcpy(en->pool, p->def.name, sizeof en->pool);
                 en->idx = p->next_index;
-                if (p->source == POOL_SOURCE_WILDCARD) {
+                if (p->def.source == POOL_SOURCE_WILDCARD) {
                         char token[POOL_TOKEN_MAX + 1];
-                        if ((r = pool_token_random(p->token_alphabet, p->token_length, token)) < 0)
+                        if ((r = pool_token_random(p->def.token_alphabet, p->def.token_length, token)) < 0)
                                 return fail(e, r, "no random bytes for a wildcard IMPU");
                         r = fill_identity(p, en, token, 0);
                 } else
                         r = fill_identity(p, en, NULL, en->idx);
                 if (r < 0)
-                        return fail(e, r, "pool '%s': generated identity longer than %d bytes", p->name,
+                        return fail(e, r, "pool '%s': generated identity longer than %d bytes", p->def.name,
                                     STORE_IDENTITY_MAX - 1);
                 r = grant(e, p, en, holder, client_addr, now);
                 if (r != -EEXIST)
@@ -208,7 +205,7 @@ static int grant_new(struct lease_engine *e, struct store_pool *p, const char *h
         }
         if (r == -EEXIST)
                 return fail(e, r, "pool '%s': IMPU %s already belongs to another pool: the pool configuration overlaps",
-                            p->name, en->impu);
+                            p->def.name, en->impu);
         if (r < 0)
                 return r;
         p->next_index++;
@@ -225,14 +222,14 @@ static int acquire_locked(struct lease_engine *e, const char *pool, const char *
                 return fail(e, r, "unknown pool '%s'", pool);
         if (r < 0)
                 return store_fail(e, r, "read pool");
-        if ((flags & LEASE_ACQUIRE_ANONYMOUS_ONLY) && p.kind != POOL_KIND_ANONYMOUS)
+        if ((flags & LEASE_ACQUIRE_ANONYMOUS_ONLY) && p.def.kind != POOL_KIND_ANONYMOUS)
                 return fail(e, -EACCES, "pool '%s' is not an anonymous pool", pool);
 
         /* Affinity, live: the same IMPU again, renewed. */
         if (!(flags & LEASE_ACQUIRE_ADDITIONAL)) {
                 r = e->ops->entry_by_holder(e->store, p.id, holder, now, true, en);
                 if (r == 0) {
-                        en->expires_at = now + p.lease_ttl;
+                        en->expires_at = now + p.def.lease_ttl;
                         en->avail_at = avail_after(en, &p, en->expires_at);
                         if (client_addr && *client_addr)
                                 snprintf(en->client_addr, sizeof en->client_addr, "%s", client_addr);
@@ -249,9 +246,9 @@ static int acquire_locked(struct lease_engine *e, const char *pool, const char *
         int64_t live;
         if ((r = e->ops->entry_count_live(e->store, p.id, holder, now, &live)) < 0)
                 return store_fail(e, r, "count holder's leases");
-        if (live >= p.max_per_holder)
+        if (live >= p.def.max_per_holder)
                 return fail(e, -EDQUOT, "holder '%s' already has %lld lease%s in pool '%s' (max_per_holder %lld)",
-                            holder, (long long) live, live == 1 ? "" : "s", pool, (long long) p.max_per_holder);
+                            holder, (long long) live, live == 1 ? "" : "s", pool, (long long) p.def.max_per_holder);
 
         /* Affinity, quarantine: the holder's last IMPU, which nobody else can have yet. */
         r = e->ops->entry_by_holder(e->store, p.id, holder, now, false, en);
@@ -264,7 +261,7 @@ static int acquire_locked(struct lease_engine *e, const char *pool, const char *
 
         /* Never-used entries have been free since the pool was imported:
          * longer than any entry that was ever released. */
-        if (p.source != POOL_SOURCE_LIST && p.next_index < p.size) {
+        if (p.def.source != POOL_SOURCE_LIST && p.next_index < p.def.size) {
                 *origin = LEASE_ORIGIN_NEW;
                 return grant_new(e, &p, holder, client_addr, now, en);
         }
@@ -275,7 +272,7 @@ static int acquire_locked(struct lease_engine *e, const char *pool, const char *
         if (r == -ENOENT || en->avail_at > now) {
                 e->retry_after = r == 0 && en->avail_at != STORE_NEVER ? en->avail_at - now : 0;
                 return fail(e, -ENOSPC, "pool '%s' is exhausted: all %lld IMPUs are leased or in quarantine", pool,
-                            (long long) p.size);
+                            (long long) p.def.size);
         }
         *origin = en->leased_at ? LEASE_ORIGIN_REUSED : LEASE_ORIGIN_NEW;
         return grant(e, &p, en, holder, client_addr, now);
@@ -379,7 +376,7 @@ static int renew_locked(struct lease_engine *e, const char *impu, const char *ho
                 return store_fail(e, r, "read pool");
         if (st == LEASE_STATE_QUARANTINE)
                 return grant(e, &p, en, holder, en->client_addr, now);
-        en->expires_at = now + p.lease_ttl;
+        en->expires_at = now + p.def.lease_ttl;
         en->avail_at = avail_after(en, &p, en->expires_at);
         if ((r = e->ops->entry_update(e->store, en)) < 0 ||
             (en->history_id && (r = e->ops->history_renewed(e->store, en->history_id)) < 0))
@@ -472,13 +469,10 @@ struct range_match {
 
 static int match_range_pool(const struct store_pool *p, void *userdata) {
         struct range_match *m = userdata;
-        if (p->source != POOL_SOURCE_RANGE)
+        if (p->def.source != POOL_SOURCE_RANGE)
                 return 0;
-        struct pool_template t = {
-                .prefix = (char *) p->impu_tpl.prefix, .suffix = (char *) p->impu_tpl.suffix,
-                .start = p->impu_tpl.start, .width = p->impu_tpl.width,
-        };
-        if (pool_template_match_index(&t, p->size, m->impu, &m->index) && m->index >= p->next_index) {
+        if (pool_template_match_index(&p->def.impu_tpl, p->def.size, m->impu, &m->index) &&
+            m->index >= p->next_index) {
                 m->pool = *p;
                 m->found = true;
                 return 1;
@@ -506,7 +500,7 @@ int lease_lookup(struct lease_engine *e, const char *impu, struct lease *ret) {
         if (!m.found)
                 return fail(e, -ENOENT, "%s is in no pool", impu);
         struct store_entry virt = { .pool_id = m.pool.id, .idx = m.index };
-        memcpy(virt.pool, m.pool.name, sizeof virt.pool);
+        memcpy(virt.pool, m.pool.def.name, sizeof virt.pool);
         if (fill_identity(&m.pool, &virt, NULL, m.index) < 0)
                 return fail(e, -ENAMETOOLONG, "%s: identity too long", impu);
         lease_from_entry(ret, &virt, now);
@@ -576,33 +570,33 @@ int lease_reclaim_batch(struct lease_engine *e, int max_count, int max_ms, struc
         return 0;
 }
 
-static bool same_text(const char *stored, const char *configured) {
-        return strcmp(stored, configured ? configured : "") == 0;
-}
-
 /* Whether index i (or token t) names the same identity under both templates:
  * the size of a range may change, its shape may not. */
-static bool same_template(const struct store_template *stored, const struct pool_template *configured) {
-        if (!configured->text)
+static bool same_template(const struct pool_template *stored, const struct pool_template *configured) {
+        if (!configured->text[0])
                 return !stored->text[0];
-        return same_text(stored->prefix, configured->prefix) && same_text(stored->suffix, configured->suffix) &&
-               (configured->regex ? same_text(stored->regex, configured->regex)
-                                  : stored->start == configured->start && stored->width == configured->width);
+        return strcmp(stored->prefix, configured->prefix) == 0 && strcmp(stored->suffix, configured->suffix) == 0 &&
+               (configured->wildcard ? strcmp(stored->regex, configured->regex) == 0
+                                     : stored->start == configured->start && stored->width == configured->width);
 }
 
-static int import_pool(struct lease_engine *e, const struct pool_def *d, int64_t now,
+/* Writes the pool row of d, then its entries: for a list, the IMPUs cp lists
+ * (where cp says they were written); for a range or wildcard, which of the
+ * rows it already has are within its size. */
+static int import_pool(struct lease_engine *e, const struct pool_config_pool *cp, int64_t now,
                        struct lease_import_result *res) {
+        const struct pool_def *d = &cp->def;
         struct store_pool old;
         int r = e->ops->pool_get(e->store, d->name, &old);
         bool existed = r == 0;
         if (r < 0 && r != -ENOENT)
                 return store_fail(e, r, "read pool");
-        if (existed && old.source != d->source)
+        if (existed && old.def.source != d->source)
                 return fail(e, -EINVAL, "pool '%s': its IMPU source changed from %s to %s; define a new pool instead",
-                            d->name, pool_source_to_string(old.source), pool_source_to_string(d->source));
+                            d->name, pool_source_to_string(old.def.source), pool_source_to_string(d->source));
         if (existed && d->source != POOL_SOURCE_LIST && old.next_index > 0 &&
-            (!same_template(&old.impu_tpl, &d->impu_tpl) || !same_template(&old.impi_tpl, &d->impi_tpl) ||
-             !same_text(old.shared_impi, d->shared_impi)))
+            (!same_template(&old.def.impu_tpl, &d->impu_tpl) || !same_template(&old.def.impi_tpl, &d->impi_tpl) ||
+             strcmp(old.def.shared_impi, d->shared_impi) != 0))
                 return fail(e, -EINVAL,
                             "pool '%s': its IMPU/IMPI template changed after IMPUs were handed out; define a new pool instead",
                             d->name);
@@ -612,17 +606,17 @@ static int import_pool(struct lease_engine *e, const struct pool_def *d, int64_t
         if ((r = e->ops->pool_get(e->store, d->name, &p)) < 0)
                 return store_fail(e, r, "read pool");
         res->pools++;
+        const int64_t hold = p.def.quarantine;
 
         if (d->source != POOL_SOURCE_LIST) {
                 /* Entries beyond the size are retired, those within it not: a
                  * range that shrank and grew back gets its entries back. next_index
                  * stays the count of rows ever materialised. */
                 int64_t changed;
-                if ((r = e->ops->entries_set_retired(e->store, p.id, p.size, INT64_MAX, true, p.quarantine,
-                                                     &changed)) < 0)
+                if ((r = e->ops->entries_set_retired(e->store, p.id, p.def.size, INT64_MAX, true, hold, &changed)) < 0)
                         return store_fail(e, r, "retire entries");
                 res->entries_retired += (int) changed;
-                if ((r = e->ops->entries_set_retired(e->store, p.id, 0, p.size, false, p.quarantine, &changed)) < 0)
+                if ((r = e->ops->entries_set_retired(e->store, p.id, 0, p.def.size, false, hold, &changed)) < 0)
                         return store_fail(e, r, "restore entries");
                 return 0;
         }
@@ -631,26 +625,26 @@ static int import_pool(struct lease_engine *e, const struct pool_def *d, int64_t
          * entry, then bring back (or add) what is still listed. */
         int64_t active_listed = 0, was_active, changed;
         struct store_entry en;
-        for (size_t i = 0; i < d->n_entries; i++) {
-                r = e->ops->entry_by_impu(e->store, d->entries[i].impu, &en);
+        for (size_t i = 0; i < cp->n_entries; i++) {
+                r = e->ops->entry_by_impu(e->store, cp->entries[i].impu, &en);
                 if (r == 0 && en.pool_id != p.id)
-                        return fail(e, -EEXIST, "%s:%d: %s already belongs to pool '%s'", d->file, d->entries[i].line,
-                                    d->entries[i].impu, en.pool);
+                        return fail(e, -EEXIST, "%s:%d: %s already belongs to pool '%s'", cp->file,
+                                    cp->entries[i].line, cp->entries[i].impu, en.pool);
                 if (r == 0 && !en.retired)
                         active_listed++;
                 else if (r < 0 && r != -ENOENT)
                         return store_fail(e, r, "find listed entry");
         }
-        if ((r = e->ops->entries_set_retired(e->store, p.id, 0, INT64_MAX, true, p.quarantine, &was_active)) < 0)
+        if ((r = e->ops->entries_set_retired(e->store, p.id, 0, INT64_MAX, true, hold, &was_active)) < 0)
                 return store_fail(e, r, "retire entries");
         res->entries_retired += (int) (was_active - active_listed);
-        for (size_t i = 0; i < d->n_entries; i++) {
-                const struct pool_list_entry *le = &d->entries[i];
-                const char *impi = p.impi_mode == IMPI_MODE_SHARED ? p.shared_impi : le->impi;
+        for (size_t i = 0; i < cp->n_entries; i++) {
+                const struct pool_list_entry *le = &cp->entries[i];
+                const char *impi = p.sub.impi_mode == IMPI_MODE_SHARED ? p.def.shared_impi : le->impi;
                 r = e->ops->entry_by_impu(e->store, le->impu, &en);
                 if (r == 0) {
                         if ((r = e->ops->entry_set_impi(e->store, en.id, impi)) < 0 ||
-                            (r = e->ops->entries_set_retired(e->store, p.id, en.idx, en.idx + 1, false, p.quarantine,
+                            (r = e->ops->entries_set_retired(e->store, p.id, en.idx, en.idx + 1, false, hold,
                                                              &changed)) < 0)
                                 return store_fail(e, r, "update listed entry");
                         continue;
@@ -674,15 +668,13 @@ static int import_locked(struct lease_engine *e, const struct pool_config *cfg, 
                          struct lease_import_result *res) {
         int r;
         for (size_t i = 0; i < cfg->n_subs; i++) {
-                if ((r = e->ops->subscription_upsert(e->store, &cfg->subs[i])) < 0)
+                if ((r = e->ops->subscription_upsert(e->store, &cfg->subs[i].sub)) < 0)
                         return store_fail(e, r, "write subscription");
                 res->subscriptions++;
         }
-        for (size_t i = 0; i < cfg->n_pools; i++) {
-                const struct pool_def *d = &cfg->pools[i];
-                if ((r = import_pool(e, d, now, res)) < 0)
+        for (size_t i = 0; i < cfg->n_pools; i++)
+                if ((r = import_pool(e, &cfg->pools[i], now, res)) < 0)
                         return r;
-        }
         return 0;
 }
 
@@ -729,7 +721,7 @@ struct pools_state {
 
 static int pool_stats_one(const struct store_pool *p, void *userdata) {
         struct pools_state *ps = userdata;
-        if (ps->only && strcmp(ps->only, p->name) != 0)
+        if (ps->only && strcmp(ps->only, p->def.name) != 0)
                 return 0;
         ps->found = true;
         struct store_counts c;
@@ -745,7 +737,7 @@ static int pool_stats_one(const struct store_pool *p, void *userdata) {
         };
         /* Retired entries lie outside size (off the list, or beyond a shrunk
          * range): what is left is what the pool can still hand out. */
-        s.free = p->size - c.leased - c.quarantine;
+        s.free = p->def.size - c.leased - c.quarantine;
         if (s.free < 0)
                 s.free = 0;
         return ps->cb ? ps->cb(&s, ps->userdata) : 0;

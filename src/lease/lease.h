@@ -1,5 +1,5 @@
 /* The lease engine: hands IMPUs from pools to holders under the rules of
- * DESIGN.md section 5, over any lease store backend (src/store).
+ * docs/DESIGN.md section 5, over any lease store backend (src/store).
  *
  * Every operation is one write transaction on the store. Functions return 0 or
  * a negative errno, and lease_engine_error() says what happened in words:
@@ -7,7 +7,7 @@
  *   -ENOSPC  pool exhausted                -EDQUOT  holder at its maximum
  *   -ESTALE  no live lease to act on       -EINVAL  bad argument
  *   -EEXIST  IMPU claimed by another pool  -EBUSY   store locked too long
- *   -EIO     store failure */
+ *   -EACCES  pool of the wrong kind        -EIO     store failure */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -49,7 +49,8 @@ enum {
          * (up to the pool's max_per_holder); without it, acquire returns the
          * holder's live lease. */
         LEASE_ACQUIRE_ADDITIONAL = 1 << 0,
-        /* Refuse (-EACCES) a pool that is not of the anonymous kind. */
+        /* Refuse (-EACCES) a pool that is not anonymous: for an admission
+         * that has authenticated nobody. */
         LEASE_ACQUIRE_ANONYMOUS_ONLY = 1 << 1,
 };
 
@@ -99,7 +100,8 @@ struct lease_import_result {
         int subscriptions, pools, entries_added, entries_retired;
 };
 
-/* Creates or updates every subscription and pool of cfg in one transaction.
+/* Creates or updates every subscription and pool of cfg (their pool model,
+ * and a list's entries) in one transaction.
  * Range and wildcard pools get no entry rows. A pool's IMPU source may grow
  * or shrink (entries leaving it are retired: never handed out again, their
  * current lease runs on) but a range or wildcard template cannot change. */

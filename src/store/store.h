@@ -17,13 +17,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config/pool_config.h"
+#include "pool/pool.h"
 
-#define STORE_NAME_MAX 65       /* pool and subscription names, tenant: 64 + NUL */
-#define STORE_IDENTITY_MAX 256  /* IMPU, IMPI: 255 + NUL */
+/* Buffer sizes, the NUL included. Names and identities are the pool model's. */
+#define STORE_NAME_MAX POOL_NAME_MAX            /* pool and subscription names, tenant */
+#define STORE_IDENTITY_MAX POOL_IDENTITY_MAX    /* IMPU, IMPI */
 #define STORE_HOLDER_MAX 256    /* holder handle: 255 + NUL */
 #define STORE_ADDR_MAX 64       /* client address: INET6_ADDRSTRLEN fits */
-#define STORE_TEXT_MAX 512      /* templates as written, file names */
 
 /* Retired entries and never-free ones use this as avail_at, so the
  * longest-free-first index never reaches them. */
@@ -43,31 +43,13 @@ struct store_options {
         bool manual_checkpoint;
 };
 
-struct store_template {
-        char text[STORE_TEXT_MAX];
-        char prefix[STORE_IDENTITY_MAX];
-        char suffix[STORE_IDENTITY_MAX];
-        int64_t start;
-        int width;
-        char regex[STORE_IDENTITY_MAX];
-};
-
+/* A pool as the store keeps it: the definition pool_upsert() wrote, the
+ * subscription it names, and the store's own columns. */
 struct store_pool {
         int64_t id;
-        char name[STORE_NAME_MAX];
-        char subscription[STORE_NAME_MAX];
-        char owner[STORE_NAME_MAX];     /* "" when operator-owned */
-        char domain[STORE_IDENTITY_MAX];
-        enum impi_mode impi_mode;
-        enum pool_kind kind;
-        int64_t lease_ttl, quarantine, max_per_holder;
-        enum pool_source source;
-        int64_t size, next_index;
-        struct store_template impu_tpl, impi_tpl;       /* text "" when absent */
-        char shared_impi[STORE_IDENTITY_MAX];
-        int token_length;
-        enum token_alphabet token_alphabet;
-        char source_file[STORE_TEXT_MAX];
+        struct pool_def def;
+        struct pool_subscription sub;
+        int64_t next_index;     /* entries materialised so far: the index of the next one */
         int64_t imported_at;
 };
 
@@ -124,7 +106,8 @@ struct store_ops {
         void (*savepoint_rollback)(struct store *s);
 
         int (*subscription_upsert)(struct store *s, const struct pool_subscription *sub);
-        /* Inserts or updates the pool row from its definition; keeps next_index. */
+        /* Inserts or updates the pool row from its definition; keeps next_index.
+         * def->subscription names a subscription upserted before. */
         int (*pool_upsert)(struct store *s, const struct pool_def *def, int64_t now);
         int (*pool_get)(struct store *s, const char *name, struct store_pool *ret);
         int (*pool_list)(struct store *s, store_pool_cb cb, void *userdata);

@@ -257,48 +257,58 @@ static int entry_each(struct store_sqlite *s, sqlite3_stmt *st, store_entry_cb c
         return r;
 }
 
-static void read_template(sqlite3_stmt *st, int col, struct store_template *t, bool range) {
+static void read_template(sqlite3_stmt *st, int col, struct pool_template *t) {
         copy_col(st, col, t->text, sizeof t->text);
         copy_col(st, col + 1, t->prefix, sizeof t->prefix);
         copy_col(st, col + 2, t->suffix, sizeof t->suffix);
         t->start = sqlite3_column_int64(st, col + 3);
         t->width = sqlite3_column_int(st, col + 4);
-        if (!range)
-                t->regex[0] = '\0';
 }
 
+static const char *column_str(sqlite3_stmt *st, int i) {
+        return (const char *) sqlite3_column_text(st, i);
+}
+
+/* The schema's CHECKs keep kind, source and impi_mode to the model's words;
+ * token_alphabet is NULL but for a wildcard pool, which leaves base32. */
 static void read_pool(sqlite3_stmt *st, struct store_pool *p) {
         memset(p, 0, sizeof *p);
+        struct pool_def *d = &p->def;
         p->id = sqlite3_column_int64(st, 0);
-        copy_col(st, 1, p->name, sizeof p->name);
-        copy_col(st, 2, p->subscription, sizeof p->subscription);
-        copy_col(st, 3, p->owner, sizeof p->owner);
-        copy_col(st, 4, p->domain, sizeof p->domain);
-        const char *mode = (const char *) sqlite3_column_text(st, 5);
-        p->impi_mode = mode && strcmp(mode, "shared") == 0 ? IMPI_MODE_SHARED : IMPI_MODE_PER_ENTRY;
-        const char *kind = (const char *) sqlite3_column_text(st, 6);
-        p->kind = kind && strcmp(kind, "anonymous") == 0 ? POOL_KIND_ANONYMOUS : POOL_KIND_AUTHENTICATED;
-        p->lease_ttl = sqlite3_column_int64(st, 7);
-        p->quarantine = sqlite3_column_int64(st, 8);
-        p->max_per_holder = sqlite3_column_int64(st, 9);
-        const char *src = (const char *) sqlite3_column_text(st, 10);
-        p->source = !src ? POOL_SOURCE_LIST
-                    : strcmp(src, "range") == 0    ? POOL_SOURCE_RANGE
-                    : strcmp(src, "wildcard") == 0 ? POOL_SOURCE_WILDCARD
-                                                   : POOL_SOURCE_LIST;
-        p->size = sqlite3_column_int64(st, 11);
+        copy_col(st, 1, d->name, sizeof d->name);
+        copy_col(st, 2, d->subscription, sizeof d->subscription);
+        memcpy(p->sub.name, d->subscription, sizeof p->sub.name);
+        copy_col(st, 3, p->sub.owner, sizeof p->sub.owner);
+        copy_col(st, 4, p->sub.domain, sizeof p->sub.domain);
+        (void) impi_mode_from_string(column_str(st, 5), &p->sub.impi_mode);
+        (void) pool_kind_from_string(column_str(st, 6), &d->kind);
+        d->lease_ttl = sqlite3_column_int64(st, 7);
+        d->quarantine = sqlite3_column_int64(st, 8);
+        d->max_per_holder = sqlite3_column_int64(st, 9);
+        (void) pool_source_from_string(column_str(st, 10), &d->source);
+        d->size = sqlite3_column_int64(st, 11);
         p->next_index = sqlite3_column_int64(st, 12);
-        read_template(st, 13, &p->impu_tpl, true);
-        copy_col(st, 18, p->impu_tpl.regex, sizeof p->impu_tpl.regex);
-        read_template(st, 19, &p->impi_tpl, false);
-        /* A wildcard pool's IMPI template has the same ! part as its IMPU. */
-        if (p->source == POOL_SOURCE_WILDCARD && p->impi_tpl.text[0])
-                snprintf(p->impi_tpl.regex, sizeof p->impi_tpl.regex, "%s", p->impu_tpl.regex);
-        copy_col(st, 24, p->shared_impi, sizeof p->shared_impi);
-        p->token_length = sqlite3_column_int(st, 25);
-        const char *alpha = (const char *) sqlite3_column_text(st, 26);
-        p->token_alphabet = alpha && strcmp(alpha, "digits") == 0 ? TOKEN_ALPHABET_DIGITS : TOKEN_ALPHABET_BASE32;
-        copy_col(st, 27, p->source_file, sizeof p->source_file);
+        read_template(st, 13, &d->impu_tpl);
+        read_template(st, 19, &d->impi_tpl);
+        if (d->source == POOL_SOURCE_WILDCARD) {
+                /* One regex column: a wildcard pool's IMPI template has the
+                 * same ! part as its IMPU template. */
+                copy_col(st, 18, d->impu_tpl.regex, sizeof d->impu_tpl.regex);
+                d->impu_tpl.wildcard = true;
+                if (d->impi_tpl.text[0]) {
+                        memcpy(d->impi_tpl.regex, d->impu_tpl.regex, sizeof d->impi_tpl.regex);
+                        d->impi_tpl.wildcard = true;
+                }
+        } else if (d->source == POOL_SOURCE_RANGE) {
+                /* A range pool's size is its templates' FIRST..LAST. */
+                d->impu_tpl.count = d->size;
+                if (d->impi_tpl.text[0])
+                        d->impi_tpl.count = d->size;
+        }
+        copy_col(st, 24, d->shared_impi, sizeof d->shared_impi);
+        d->token_length = sqlite3_column_int(st, 25);
+        (void) token_alphabet_from_string(column_str(st, 26), &d->token_alphabet);
+        copy_col(st, 27, d->source_file, sizeof d->source_file);
         p->imported_at = sqlite3_column_int64(st, 28);
 }
 
@@ -366,11 +376,11 @@ static int sqlite_subscription_upsert(struct store *base, const struct pool_subs
 
 static void bind_template(sqlite3_stmt *st, int col, const struct pool_template *t, bool with_regex) {
         bind_text(st, col, t->text);
-        if (!t->text)
+        if (!t->text[0])
                 return;
-        sqlite3_bind_text(st, col + 1, t->prefix ? t->prefix : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, col + 2, t->suffix ? t->suffix : "", -1, SQLITE_STATIC);
-        if (!t->regex) {
+        sqlite3_bind_text(st, col + 1, t->prefix, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, col + 2, t->suffix, -1, SQLITE_STATIC);
+        if (!t->wildcard) {
                 sqlite3_bind_int64(st, col + 3, t->start);
                 sqlite3_bind_int(st, col + 4, t->width);
         } else if (with_regex)
@@ -383,7 +393,7 @@ static int sqlite_pool_upsert(struct store *base, const struct pool_def *def, in
         if (!st)
                 return -EIO;
         bind_text(st, 1, def->name);
-        bind_text(st, 2, def->subscription_name);
+        bind_text(st, 2, def->subscription);
         bind_text(st, 3, pool_kind_to_string(def->kind));
         sqlite3_bind_int64(st, 4, def->lease_ttl);
         sqlite3_bind_int64(st, 5, def->quarantine);
@@ -397,7 +407,7 @@ static int sqlite_pool_upsert(struct store *base, const struct pool_def *def, in
                 sqlite3_bind_int(st, 21, def->token_length);
                 bind_text(st, 22, token_alphabet_to_string(def->token_alphabet));
         }
-        bind_text(st, 23, def->file);
+        bind_text(st, 23, def->source_file);
         sqlite3_bind_int64(st, 24, now);
         return exec_stmt(s, st, "pool upsert");
 }

@@ -215,13 +215,14 @@ out:
 }
 
 static json_t *pool_json(const struct lease_pool_stats *s) {
-        const struct store_pool *p = &s->pool;
+        const struct pool_def *p = &s->pool.def;
+        const struct pool_subscription *sub = &s->pool.sub;
         json_t *o = json_object();
         json_object_set_new(o, "pool", json_string(p->name));
         json_object_set_new(o, "subscription", json_string(p->subscription));
-        json_object_set_new(o, "owner", p->owner[0] ? json_string(p->owner) : json_null());
-        json_object_set_new(o, "domain", json_string(p->domain));
-        json_object_set_new(o, "impi_mode", json_string(impi_mode_to_string(p->impi_mode)));
+        json_object_set_new(o, "owner", sub->owner[0] ? json_string(sub->owner) : json_null());
+        json_object_set_new(o, "domain", json_string(sub->domain));
+        json_object_set_new(o, "impi_mode", json_string(impi_mode_to_string(sub->impi_mode)));
         json_object_set_new(o, "kind", json_string(pool_kind_to_string(p->kind)));
         json_object_set_new(o, "source", json_string(pool_source_to_string(p->source)));
         json_object_set_new(o, "lease_ttl", json_integer(p->lease_ttl));
@@ -237,7 +238,7 @@ static json_t *pool_json(const struct lease_pool_stats *s) {
         json_object_set_new(o, "impi_template", p->impi_tpl.text[0] ? json_string(p->impi_tpl.text) : json_null());
         json_object_set_new(o, "shared_impi", p->shared_impi[0] ? json_string(p->shared_impi) : json_null());
         json_object_set_new(o, "source_file", json_string(p->source_file));
-        json_object_set_new(o, "imported_at", json_integer(p->imported_at));
+        json_object_set_new(o, "imported_at", json_integer(s->pool.imported_at));
         return o;
 }
 
@@ -256,10 +257,11 @@ static int print_pool_row(const struct lease_pool_stats *s, void *userdata) {
         if (st->rows++ == 0)
                 printf("%-20s %-13s %-8s %12s %10s %10s %12s  %s\n", "POOL", "KIND", "SOURCE", "SIZE", "LEASED",
                        "QUARANTINE", "FREE", "SUBSCRIPTION (OWNER)");
-        const struct store_pool *p = &s->pool;
+        const struct pool_def *p = &s->pool.def;
+        const struct pool_subscription *sub = &s->pool.sub;
         printf("%-20s %-13s %-8s %12" PRId64 " %10" PRId64 " %10" PRId64 " %12" PRId64 "  %s (%s)\n", p->name,
                pool_kind_to_string(p->kind), pool_source_to_string(p->source), p->size, s->leased, s->quarantine,
-               s->free, p->subscription, p->owner[0] ? p->owner : "none");
+               s->free, p->subscription, sub->owner[0] ? sub->owner : "none");
         return 0;
 }
 
@@ -290,11 +292,12 @@ static int print_pool_detail(const struct lease_pool_stats *s, void *userdata) {
                 ctl_print_json(pool_json(s));
                 return 0;
         }
-        const struct store_pool *p = &s->pool;
+        const struct pool_def *p = &s->pool.def;
+        const struct pool_subscription *sub = &s->pool.sub;
         char t[32];
         printf("pool:            %s\n", p->name);
-        printf("subscription:    %s (owner %s, domain %s, IMPI %s)\n", p->subscription, p->owner[0] ? p->owner : "none",
-               p->domain, impi_mode_to_string(p->impi_mode));
+        printf("subscription:    %s (owner %s, domain %s, IMPI %s)\n", p->subscription,
+               sub->owner[0] ? sub->owner : "none", sub->domain, impi_mode_to_string(sub->impi_mode));
         printf("kind:            %s\n", pool_kind_to_string(p->kind));
         printf("source:          %s\n", pool_source_to_string(p->source));
         if (p->impu_tpl.text[0])
@@ -312,7 +315,7 @@ static int print_pool_detail(const struct lease_pool_stats *s, void *userdata) {
         printf("free:            %" PRId64 "\n", s->free);
         if (s->retired)
                 printf("retired:         %" PRId64 "\n", s->retired);
-        printf("imported:        %s from %s\n", ctl_time(p->imported_at, t), p->source_file);
+        printf("imported:        %s from %s\n", ctl_time(s->pool.imported_at, t), p->source_file);
         return 0;
 }
 

@@ -88,15 +88,15 @@ struct stats_state {
 
 static int stats_one(const struct lease_pool_stats *s, void *userdata) {
         struct stats_state *st = userdata;
-        st->size += s->pool.size;
+        st->size += s->pool.def.size;
         st->leased += s->leased;
         st->quarantine += s->quarantine;
         st->free += s->free;
         if (st->pools) {
                 json_t *o = json_object();
-                json_object_set_new(o, "pool", json_string(s->pool.name));
-                json_object_set_new(o, "kind", json_string(pool_kind_to_string(s->pool.kind)));
-                json_object_set_new(o, "size", json_integer(s->pool.size));
+                json_object_set_new(o, "pool", json_string(s->pool.def.name));
+                json_object_set_new(o, "kind", json_string(pool_kind_to_string(s->pool.def.kind)));
+                json_object_set_new(o, "size", json_integer(s->pool.def.size));
                 json_object_set_new(o, "leased", json_integer(s->leased));
                 json_object_set_new(o, "quarantined", json_integer(s->quarantine));
                 json_object_set_new(o, "free", json_integer(s->free));
@@ -107,8 +107,9 @@ static int stats_one(const struct lease_pool_stats *s, void *userdata) {
         if (st->rows++ == 0)
                 printf("%-20s %-13s %12s %10s %11s %12s %12s\n", "POOL", "KIND", "SIZE", "LEASED", "QUARANTINED",
                        "FREE", "MATERIALISED");
-        printf("%-20s %-13s %12" PRId64 " %10" PRId64 " %11" PRId64 " %12" PRId64 " %12" PRId64 "\n", s->pool.name,
-               pool_kind_to_string(s->pool.kind), s->pool.size, s->leased, s->quarantine, s->free, s->materialised);
+        printf("%-20s %-13s %12" PRId64 " %10" PRId64 " %11" PRId64 " %12" PRId64 " %12" PRId64 "\n", s->pool.def.name,
+               pool_kind_to_string(s->pool.def.kind), s->pool.def.size, s->leased, s->quarantine, s->free,
+               s->materialised);
         return 0;
 }
 

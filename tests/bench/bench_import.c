@@ -31,7 +31,7 @@ struct pool_seen {
 
 static int on_pool(const struct lease_pool_stats *s, void *userdata) {
         struct pool_seen *p = userdata;
-        p->size = s->pool.size;
+        p->size = s->pool.def.size;
         p->materialised = s->materialised;
         p->free = s->free;
         p->n++;

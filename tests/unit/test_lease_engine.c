@@ -245,6 +245,34 @@ static void test_exhaustion_and_unknown_pool(void **state) {
         acquire_ok(fx, "trio", "x4", 0, LEASE_ORIGIN_REUSED);
 }
 
+static int count_leased(const struct lease *l, void *userdata) {
+        int *n = userdata;
+        *n += l->state == LEASE_STATE_LEASED;
+        return 0;
+}
+
+/* What an anonymous admission asks for: the pool's kind is checked in the
+ * same transaction as the grant. */
+static void test_anonymous_only(void **state) {
+        struct fixture *fx = *state;
+        struct lease l;
+        assert_int_equal(lease_acquire(fx->engine, "trio", "anon", NULL, LEASE_ACQUIRE_ANONYMOUS_ONLY, &l, NULL),
+                         -EACCES);
+        assert_string_equal(lease_engine_error(fx->engine), "pool 'trio' is not an anonymous pool");
+        int leased = 0;
+        assert_int_equal(lease_list(fx->engine, "trio", count_leased, &leased), 0);
+        assert_int_equal(leased, 0);
+        assert_int_equal(lease_acquire(fx->engine, "nope", "anon", NULL, LEASE_ACQUIRE_ANONYMOUS_ONLY, &l, NULL),
+                         -ENOENT);
+        assert_non_null(strstr(lease_engine_error(fx->engine), "unknown pool"));
+
+        acquire_ok(fx, "range", "anon", LEASE_ACQUIRE_ANONYMOUS_ONLY, LEASE_ORIGIN_NEW);
+        acquire_ok(fx, "range", "anon", LEASE_ACQUIRE_ANONYMOUS_ONLY, LEASE_ORIGIN_LIVE);
+        acquire_ok(fx, "wild", "anon", LEASE_ACQUIRE_ANONYMOUS_ONLY | LEASE_ACQUIRE_ADDITIONAL, LEASE_ORIGIN_NEW);
+        /* Without the flag the kind does not matter. */
+        acquire_ok(fx, "trio", "anon", 0, LEASE_ORIGIN_NEW);
+}
+
 static void test_renew_release_mismatch(void **state) {
         struct fixture *fx = *state;
         struct lease l = acquire_ok(fx, "trio", "carol", 0, LEASE_ORIGIN_NEW);
@@ -657,6 +685,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_never_used_before_reused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_holder_maximum, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_exhaustion_and_unknown_pool, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_anonymous_only, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_renew_release_mismatch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reclaim_and_audit, setup, teardown),

@@ -98,40 +98,41 @@ static void test_good_config(void **state) {
                  sub_ok);
         struct pool_config *cfg = load_one(text, 0);
         assert_int_equal(cfg->n_subs, 1);
-        assert_null(cfg->subs[0].owner);
-        assert_int_equal(cfg->subs[0].impi_mode, IMPI_MODE_PER_ENTRY);
+        assert_string_equal(cfg->subs[0].sub.owner, "");
+        assert_int_equal(cfg->subs[0].sub.impi_mode, IMPI_MODE_PER_ENTRY);
         assert_int_equal(cfg->n_pools, 3);
 
-        const struct pool_def *p1 = pool_config_find_pool(cfg, "p1");
+        const struct pool_config_pool *p1 = pool_config_find_pool(cfg, "p1");
         assert_non_null(p1);
-        assert_int_equal(p1->source, POOL_SOURCE_RANGE);
-        assert_int_equal(p1->size, 10000000);
-        assert_int_equal(p1->lease_ttl, 300);
-        assert_int_equal(p1->quarantine, 3600);
-        assert_int_equal(p1->max_per_holder, 3);
+        assert_int_equal(p1->def.source, POOL_SOURCE_RANGE);
+        assert_int_equal(p1->def.size, 10000000);
+        assert_int_equal(p1->def.lease_ttl, 300);
+        assert_int_equal(p1->def.quarantine, 3600);
+        assert_int_equal(p1->def.max_per_holder, 3);
         assert_ptr_equal(p1->subscription, &cfg->subs[0]);
         char buf[256];
-        assert_true(pool_template_format_index(&p1->impu_tpl, 42, buf, sizeof buf) > 0);
+        assert_true(pool_template_format_index(&p1->def.impu_tpl, 42, buf, sizeof buf) > 0);
         assert_string_equal(buf, "sip:+15550000042@ims.example.com");
         int64_t idx;
-        assert_true(pool_template_match_index(&p1->impu_tpl, p1->size, "sip:+15559999999@ims.example.com", &idx));
+        const struct pool_template *t = &p1->def.impu_tpl;
+        assert_true(pool_template_match_index(t, p1->def.size, "sip:+15559999999@ims.example.com", &idx));
         assert_int_equal(idx, 9999999);
-        assert_false(pool_template_match_index(&p1->impu_tpl, p1->size, "sip:+1555999999@ims.example.com", &idx));
-        assert_false(pool_template_match_index(&p1->impu_tpl, p1->size, "sip:+1555999999x@ims.example.com", &idx));
+        assert_false(pool_template_match_index(t, p1->def.size, "sip:+1555999999@ims.example.com", &idx));
+        assert_false(pool_template_match_index(t, p1->def.size, "sip:+1555999999x@ims.example.com", &idx));
 
-        const struct pool_def *p2 = pool_config_find_pool(cfg, "p2");
-        assert_int_equal(p2->source, POOL_SOURCE_LIST);
-        assert_int_equal(p2->size, 2);
+        const struct pool_config_pool *p2 = pool_config_find_pool(cfg, "p2");
+        assert_int_equal(p2->def.source, POOL_SOURCE_LIST);
+        assert_int_equal(p2->def.size, 2);
         assert_string_equal(p2->entries[1].impu, "tel:+1555");
         assert_int_equal(p2->entries[1].line, 20);
-        assert_int_equal(p2->max_per_holder, 1);
+        assert_int_equal(p2->def.max_per_holder, 1);
 
-        const struct pool_def *p3 = pool_config_find_pool(cfg, "p3");
-        assert_int_equal(p3->source, POOL_SOURCE_WILDCARD);
-        assert_int_equal(p3->token_alphabet, TOKEN_ALPHABET_DIGITS);
-        assert_int_equal(p3->token_length, 6);
-        assert_string_equal(p3->impu_tpl.prefix, "sip:w-");
-        assert_string_equal(p3->impu_tpl.regex, "[0-9]+");
+        const struct pool_config_pool *p3 = pool_config_find_pool(cfg, "p3");
+        assert_int_equal(p3->def.source, POOL_SOURCE_WILDCARD);
+        assert_int_equal(p3->def.token_alphabet, TOKEN_ALPHABET_DIGITS);
+        assert_int_equal(p3->def.token_length, 6);
+        assert_string_equal(p3->def.impu_tpl.prefix, "sip:w-");
+        assert_string_equal(p3->def.impu_tpl.regex, "[0-9]+");
         pool_config_free(cfg);
 }
 
@@ -282,7 +283,7 @@ static void test_cross_file(void **state) {
         }
         assert_true(overlap);
         assert_true(inside);
-        assert_string_equal(cfg->pools[1].subscription->owner, "acme");
+        assert_string_equal(cfg->pools[1].subscription->sub.owner, "acme");
         pool_config_free(cfg);
 
         const char *missing[] = { "/nonexistent/x.ini" };
@@ -309,9 +310,9 @@ static void test_shipped_examples(void **state) {
         }
         struct pool_config *cfg;
         assert_int_equal(pool_config_load(files, 3, &cfg), 0);
-        const struct pool_def *big = pool_config_find_pool(cfg, "national");
+        const struct pool_config_pool *big = pool_config_find_pool(cfg, "national");
         assert_non_null(big);
-        assert_int_equal(big->size, 10000000);
+        assert_int_equal(big->def.size, 10000000);
         pool_config_free(cfg);
 }
 
@@ -346,6 +347,25 @@ static void test_parsers(void **state) {
         assert_int_equal(pool_token_random(TOKEN_ALPHABET_BASE32, 32, token), 0);
         assert_int_equal(strspn(token, "abcdefghijklmnopqrstuvwxyz234567"), 32);
         assert_int_equal(pool_token_random(TOKEN_ALPHABET_BASE32, 33, token), -EINVAL);
+
+        /* The pool model's words read back as the values they name. */
+        enum pool_kind kind = POOL_KIND_AUTHENTICATED;
+        assert_int_equal(pool_kind_from_string(pool_kind_to_string(POOL_KIND_ANONYMOUS), &kind), 0);
+        assert_int_equal(kind, POOL_KIND_ANONYMOUS);
+        assert_int_equal(pool_kind_from_string("Anonymous", &kind), -EINVAL);
+        assert_int_equal(pool_kind_from_string(NULL, &kind), -EINVAL);
+        for (enum pool_source s = POOL_SOURCE_LIST, got; s <= POOL_SOURCE_WILDCARD; s++) {
+                assert_int_equal(pool_source_from_string(pool_source_to_string(s), &got), 0);
+                assert_int_equal(got, s);
+        }
+        enum impi_mode mode;
+        assert_int_equal(impi_mode_from_string("per-entry", &mode), 0);
+        assert_int_equal(mode, IMPI_MODE_PER_ENTRY);
+        assert_string_equal(impi_mode_to_string(IMPI_MODE_SHARED), "shared");
+        enum token_alphabet alphabet;
+        assert_int_equal(token_alphabet_from_string("digits", &alphabet), 0);
+        assert_int_equal(alphabet, TOKEN_ALPHABET_DIGITS);
+        assert_int_equal(token_alphabet_from_string("hex", &alphabet), -EINVAL);
 }
 
 static int group_setup(void **state) {

@@ -52,7 +52,7 @@ static void histogram_text(struct text *t, const char *name, const char *help, s
 
 static int pool_metrics(const struct lease_pool_stats *s, void *userdata) {
         struct text *t = userdata;
-        const char *n = s->pool.name, *k = pool_kind_to_string(s->pool.kind);
+        const char *n = s->pool.def.name, *k = pool_kind_to_string(s->pool.def.kind);
         append(t, "wwsf_pool_impus{pool=\"%s\",kind=\"%s\",state=\"free\"} %" PRId64 "\n", n, k, s->free);
         append(t, "wwsf_pool_impus{pool=\"%s\",kind=\"%s\",state=\"leased\"} %" PRId64 "\n", n, k, s->leased);
         append(t, "wwsf_pool_impus{pool=\"%s\",kind=\"%s\",state=\"quarantine\"} %" PRId64 "\n", n, k,
