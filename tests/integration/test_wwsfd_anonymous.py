@@ -148,6 +148,22 @@ class HookTimeout(f.WwsfdTestCase):
         self.assertTrue(r.json()["impu"].startswith("sip:+1777"), r.json())
         self.assertEqual(server.ctl.show(r.json()["impu"])["pool"], "other")
 
+    def test_hook_cannot_pick_a_pool_for_logged_in_users(self):
+        """The hook may name anonymous pools only: an authenticated pool or one
+        that does not exist is refused (503 lease_failed), nothing leased."""
+        staff = f.t.pool_ini("staff", ["impu_range = sip:+1888{0000..0009}@%s" % f.DOMAIN,
+                                       "impi_range = s{0000..0009}@%s" % f.DOMAIN], subscription="web",
+                             kind="authenticated")
+        server = self.start_server(hook="test-hook", pools=f.anonymous_pool(size=20) + staff)
+        for pool in ("staff", "no-such-pool"):
+            r = server.anonymous({"pool": pool})
+            self.assertStatus(r, 503, "lease_failed")
+            self.assertEqual(r.json()["detail"], "admission is misconfigured")
+            self.assertEqual(r.header("Retry-After"), "30")
+        self.assertEqual(server.ctl.leases("--pool", "staff", "--state", "leased"), [])
+        self.assertEqual(server.ctl.leases("--pool", "visitors", "--state", "leased"), [])
+        self.assertStatus(server.anonymous({}), 200)
+
 
 class Throttle(f.WwsfdTestCase):
 
