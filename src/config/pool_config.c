@@ -13,8 +13,6 @@
 #include "common/parse.h"
 #include "config/ini_file.h"
 
-#define NAME_MAX_CHARS (POOL_NAME_MAX - 1)
-
 enum section_type { SECTION_NONE, SECTION_SUBSCRIPTION, SECTION_POOL, SECTION_BAD };
 
 struct parse_state {
@@ -51,16 +49,6 @@ static void add_error(struct pool_config *cfg, const char *file, int line, const
         va_start(ap, fmt);
         config_error_add(&cfg->errors, &cfg->n_errors, file, line, fmt, ap);
         va_end(ap);
-}
-
-static bool valid_name(const char *s) {
-        size_t n = strlen(s);
-        if (n == 0 || n > NAME_MAX_CHARS)
-                return false;
-        for (; *s; s++)
-                if (!isalnum((unsigned char) *s) && !strchr("._-", *s))
-                        return false;
-        return true;
 }
 
 static bool identity_ok(const char *s, bool public_identity) {
@@ -107,10 +95,10 @@ static void start_section(struct parse_state *st, const char *section) {
         free(type);
         if (st->type == SECTION_BAD)
                 return;
-        if (!valid_name(name)) {
+        if (!pool_name_valid(name)) {
                 add_error(cfg, st->file, line,
                           "[%s]: the name must be 1-%d characters of letters, digits, '.', '_' or '-'",
-                          section, NAME_MAX_CHARS);
+                          section, POOL_NAME_CHARS);
                 st->type = SECTION_BAD;
                 return;
         }
@@ -236,7 +224,7 @@ static int handle_subscription_key(struct parse_state *st, struct pool_config_su
         if (strcmp(name, "owner") == 0) {
                 if (strcmp(value, "none") == 0)
                         return 0;
-                if (!valid_name(value)) {
+                if (!pool_name_valid(value)) {
                         add_error(st->cfg, st->file, st->line,
                                   "owner: expected a tenant name (letters, digits, '.', '_', '-') or 'none'");
                         return 0;

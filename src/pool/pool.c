@@ -9,6 +9,16 @@
 
 #define ELEMENTSOF(a) (sizeof (a) / sizeof (a)[0])
 
+bool pool_name_valid(const char *s) {
+        size_t n = strlen(s);
+        if (n == 0 || n > POOL_NAME_CHARS)
+                return false;
+        for (; *s; s++)
+                if (!isalnum((unsigned char) *s) && !strchr("._-", *s))
+                        return false;
+        return true;
+}
+
 int pool_template_format_index(const struct pool_template *t, int64_t i, char *buf, size_t size) {
         int n = snprintf(buf, size, "%s%0*" PRId64 "%s", t->prefix, t->width, t->start + i, t->suffix);
         return n < 0 || (size_t) n >= size ? -ENOBUFS : n;

@@ -93,6 +93,13 @@ int pool_token_random(enum token_alphabet a, int length, char *buf);
 
 /* The words the configuration, the store and the API use for each value.
  * The from_string functions return 0, or -EINVAL for any other word. */
+/* Whether s is a name of the model (pool, subscription, tenant or portal):
+ * 1..POOL_NAME_MAX-1 bytes of ASCII letters, digits, '.', '_' and '-'. Names
+ * end up in URLs, file names, logs and SQL rows, so nothing that needs
+ * quoting in any of them. */
+#define POOL_NAME_CHARS (POOL_NAME_MAX - 1)
+bool pool_name_valid(const char *s);
+
 const char *pool_kind_to_string(enum pool_kind k);
 int pool_kind_from_string(const char *s, enum pool_kind *ret);
 const char *pool_source_to_string(enum pool_source s);
