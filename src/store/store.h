@@ -85,8 +85,32 @@ struct store_counts {
         int64_t materialised, leased, quarantine, retired;
 };
 
+/* A portal (sql/0002-portals.sql); times are 0 for never. */
+struct store_portal {
+        int64_t id;
+        char name[STORE_NAME_MAX];
+        int64_t max_pools, max_entries;
+        int64_t created_at, last_used_at, revoked_at;
+        /* Its keys at the time the lookup was given: */
+        int64_t keys_current;   /* without an end */
+        int64_t keys_grace;     /* old keys that still work */
+        int64_t grace_until;    /* when the last of those stops, 0 if none */
+};
+
+#define STORE_PORTAL_KEY_ID_SIZE 8
+#define STORE_PORTAL_HASH_SIZE 32       /* SHA-256 */
+
+/* One API key of a portal, found by its key id. */
+struct store_portal_key {
+        int64_t portal_id;
+        char portal[STORE_NAME_MAX];
+        uint8_t secret_sha256[STORE_PORTAL_HASH_SIZE];
+        int64_t expires_at;     /* 0 = the current key */
+};
+
 struct store;
 
+typedef int (*store_portal_cb)(const struct store_portal *p, void *userdata);
 typedef int (*store_pool_cb)(const struct store_pool *p, void *userdata);
 typedef int (*store_entry_cb)(const struct store_entry *e, void *userdata);
 typedef int (*store_history_cb)(const struct store_history *h, void *userdata);
@@ -145,6 +169,23 @@ struct store_ops {
         int (*history_renewed)(struct store *s, int64_t id);
         /* Leases of impu, newest first; with at >= 0 only those live at that time. */
         int (*history_list)(struct store *s, const char *impu, int64_t at, store_history_cb cb, void *userdata);
+
+        /* Portals and their API keys. The key counts of struct store_portal
+         * are those at now. */
+        int (*portal_insert)(struct store *s, const struct store_portal *p, int64_t *ret_id);
+        int (*portal_get)(struct store *s, const char *name, int64_t now, struct store_portal *ret);
+        int (*portal_list)(struct store *s, int64_t now, store_portal_cb cb, void *userdata);
+        int (*portal_set_last_used)(struct store *s, int64_t id, int64_t at);
+        /* at 0 clears the mark. */
+        int (*portal_set_revoked)(struct store *s, int64_t id, int64_t at);
+        int (*portal_key_insert)(struct store *s, int64_t portal_id, const uint8_t key_id[STORE_PORTAL_KEY_ID_SIZE],
+                                 const uint8_t secret_sha256[STORE_PORTAL_HASH_SIZE], int64_t now);
+        int (*portal_key_get)(struct store *s, const uint8_t key_id[STORE_PORTAL_KEY_ID_SIZE],
+                              struct store_portal_key *ret);
+        /* The portal's keys that would work past until end at until; those
+         * that ended by now are deleted. */
+        int (*portal_keys_expire)(struct store *s, int64_t portal_id, int64_t until, int64_t now);
+        int (*portal_keys_delete)(struct store *s, int64_t portal_id);
 
         /* Copies the WAL into the database without waiting for readers. */
         int (*checkpoint)(struct store *s);

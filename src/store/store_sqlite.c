@@ -42,6 +42,16 @@ enum stmt_id {
         ST_HISTORY_RENEWED,
         ST_HISTORY_LIST,
         ST_HISTORY_LIST_AT,
+        ST_PORTAL_INSERT,
+        ST_PORTAL_GET,
+        ST_PORTAL_LIST,
+        ST_PORTAL_SET_LAST_USED,
+        ST_PORTAL_SET_REVOKED,
+        ST_PORTAL_KEY_INSERT,
+        ST_PORTAL_KEY_GET,
+        ST_PORTAL_KEYS_EXPIRE,
+        ST_PORTAL_KEYS_PURGE,
+        ST_PORTAL_KEYS_DELETE,
         _ST_MAX,
 };
 
@@ -69,6 +79,14 @@ enum stmt_id {
         "COALESCE(h.ended_at, e.expires_at, h.started_at), h.ended_at IS NULL, "                      \
         "COALESCE(h.end_reason, ''), h.renewals FROM lease_history h JOIN pool p ON p.id = h.pool_id " \
         "LEFT JOIN pool_entry e ON e.impu = h.impu AND e.history_id = h.id WHERE h.impu = ?1 "
+
+/* ?1 is now. */
+#define PORTAL_SELECT                                                                                  \
+        "SELECT p.id, p.name, p.max_pools, p.max_entries, p.created_at, p.last_used_at, p.revoked_at, " \
+        "(SELECT count(*) FROM portal_key k WHERE k.portal_id = p.id AND k.expires_at IS NULL), "     \
+        "(SELECT count(*) FROM portal_key k WHERE k.portal_id = p.id AND k.expires_at > ?1), "        \
+        "(SELECT max(k.expires_at) FROM portal_key k WHERE k.portal_id = p.id AND k.expires_at > ?1) " \
+        "FROM portal p "
 
 static const char *const stmt_sql[_ST_MAX] = {
         [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -148,6 +166,19 @@ static const char *const stmt_sql[_ST_MAX] = {
         [ST_HISTORY_LIST_AT] = HISTORY_SELECT "AND h.started_at <= ?2 "
                                "AND COALESCE(h.ended_at, e.expires_at, h.started_at) > ?2 "
                                "ORDER BY h.started_at DESC, h.id DESC",
+        [ST_PORTAL_INSERT] = "INSERT INTO portal (name, max_pools, max_entries, created_at) VALUES (?1, ?2, ?3, ?4)",
+        [ST_PORTAL_GET] = PORTAL_SELECT "WHERE p.name = ?2",
+        [ST_PORTAL_LIST] = PORTAL_SELECT "ORDER BY p.name",
+        [ST_PORTAL_SET_LAST_USED] = "UPDATE portal SET last_used_at = ?2 WHERE id = ?1",
+        [ST_PORTAL_SET_REVOKED] = "UPDATE portal SET revoked_at = ?2 WHERE id = ?1",
+        [ST_PORTAL_KEY_INSERT] = "INSERT INTO portal_key (portal_id, key_id, secret_sha256, created_at) "
+                                 "VALUES (?1, ?2, ?3, ?4)",
+        [ST_PORTAL_KEY_GET] = "SELECT k.portal_id, p.name, k.secret_sha256, k.expires_at FROM portal_key k "
+                              "JOIN portal p ON p.id = k.portal_id WHERE k.key_id = ?1",
+        [ST_PORTAL_KEYS_EXPIRE] = "UPDATE portal_key SET expires_at = ?2 "
+                                  "WHERE portal_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+        [ST_PORTAL_KEYS_PURGE] = "DELETE FROM portal_key WHERE portal_id = ?1 AND expires_at <= ?2",
+        [ST_PORTAL_KEYS_DELETE] = "DELETE FROM portal_key WHERE portal_id = ?1",
 };
 
 struct store_sqlite {
@@ -602,6 +633,9 @@ static const struct {
         { ST_ENTRIES_EXPIRED, "pool_entry_open_by_expiry" },
         { ST_POOL_BUSY, "pool_entry_by_avail" },
         { ST_HISTORY_LIST_AT, "lease_history_by_impu" },
+        /* Every request of a portal authenticates its key. */
+        { ST_PORTAL_KEY_GET, "(key_id=?)" },
+        { ST_PORTAL_SET_LAST_USED, NULL },
 };
 
 int store_sqlite_check_plans(struct store *base, char *err, size_t errsize) {
@@ -747,6 +781,139 @@ static int sqlite_history_list(struct store *base, const char *impu, int64_t at,
         return r;
 }
 
+static void read_portal(sqlite3_stmt *st, struct store_portal *p) {
+        memset(p, 0, sizeof *p);
+        p->id = sqlite3_column_int64(st, 0);
+        copy_col(st, 1, p->name, sizeof p->name);
+        p->max_pools = sqlite3_column_int64(st, 2);
+        p->max_entries = sqlite3_column_int64(st, 3);
+        p->created_at = sqlite3_column_int64(st, 4);
+        p->last_used_at = sqlite3_column_int64(st, 5);
+        p->revoked_at = sqlite3_column_int64(st, 6);
+        p->keys_current = sqlite3_column_int64(st, 7);
+        p->keys_grace = sqlite3_column_int64(st, 8);
+        p->grace_until = sqlite3_column_int64(st, 9);
+}
+
+static int sqlite_portal_insert(struct store *base, const struct store_portal *p, int64_t *ret_id) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_PORTAL_INSERT);
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, p->name);
+        sqlite3_bind_int64(st, 2, p->max_pools);
+        sqlite3_bind_int64(st, 3, p->max_entries);
+        sqlite3_bind_int64(st, 4, p->created_at);
+        int r = exec_stmt(s, st, "portal insert");
+        if (r == 0 && ret_id)
+                *ret_id = sqlite3_last_insert_rowid(s->db);
+        return r;
+}
+
+static int sqlite_portal_get(struct store *base, const char *name, int64_t now, struct store_portal *ret) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_PORTAL_GET);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, now);
+        bind_text(st, 2, name);
+        int rc = sqlite3_step(st), r;
+        if (rc == SQLITE_ROW) {
+                read_portal(st, ret);
+                r = 0;
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : fail(s, rc, "portal get");
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_portal_list(struct store *base, int64_t now, store_portal_cb cb, void *userdata) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_PORTAL_LIST);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, now);
+        struct store_portal p;
+        int rc, r = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                read_portal(st, &p);
+                if ((r = cb(&p, userdata)) != 0)
+                        break;
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = fail(s, rc, "portal list");
+        sqlite3_reset(st);
+        return r;
+}
+
+/* UPDATE/DELETE statements of the form (?1 = an id, ?2 = a time); time 0
+ * binds NULL, the schema's "never". */
+static int exec_id_time(struct store *base, enum stmt_id id, int64_t row, int64_t t, const char *what) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, id);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, row);
+        if (t)
+                sqlite3_bind_int64(st, 2, t);
+        return exec_stmt(s, st, what);
+}
+
+static int sqlite_portal_set_last_used(struct store *base, int64_t id, int64_t at) {
+        return exec_id_time(base, ST_PORTAL_SET_LAST_USED, id, at, "portal last used");
+}
+
+static int sqlite_portal_set_revoked(struct store *base, int64_t id, int64_t at) {
+        return exec_id_time(base, ST_PORTAL_SET_REVOKED, id, at, "portal revoked");
+}
+
+static int sqlite_portal_key_insert(struct store *base, int64_t portal_id,
+                                    const uint8_t key_id[STORE_PORTAL_KEY_ID_SIZE],
+                                    const uint8_t secret_sha256[STORE_PORTAL_HASH_SIZE], int64_t now) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_PORTAL_KEY_INSERT);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, portal_id);
+        sqlite3_bind_blob(st, 2, key_id, STORE_PORTAL_KEY_ID_SIZE, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, secret_sha256, STORE_PORTAL_HASH_SIZE, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, now);
+        return exec_stmt(s, st, "portal key insert");
+}
+
+static int sqlite_portal_key_get(struct store *base, const uint8_t key_id[STORE_PORTAL_KEY_ID_SIZE],
+                                 struct store_portal_key *ret) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_PORTAL_KEY_GET);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_blob(st, 1, key_id, STORE_PORTAL_KEY_ID_SIZE, SQLITE_STATIC);
+        int rc = sqlite3_step(st), r = -ENOENT;
+        if (rc == SQLITE_ROW) {
+                memset(ret, 0, sizeof *ret);
+                ret->portal_id = sqlite3_column_int64(st, 0);
+                copy_col(st, 1, ret->portal, sizeof ret->portal);
+                /* The schema's CHECK holds the hash to its size. */
+                if (sqlite3_column_bytes(st, 2) == STORE_PORTAL_HASH_SIZE) {
+                        memcpy(ret->secret_sha256, sqlite3_column_blob(st, 2), STORE_PORTAL_HASH_SIZE);
+                        r = 0;
+                }
+                ret->expires_at = sqlite3_column_int64(st, 3);
+        } else if (rc != SQLITE_DONE)
+                r = fail(s, rc, "portal key get");
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_portal_keys_expire(struct store *base, int64_t portal_id, int64_t until, int64_t now) {
+        int r = exec_id_time(base, ST_PORTAL_KEYS_EXPIRE, portal_id, until, "portal keys expire");
+        return r < 0 ? r : exec_id_time(base, ST_PORTAL_KEYS_PURGE, portal_id, now, "portal keys purge");
+}
+
+static int sqlite_portal_keys_delete(struct store *base, int64_t portal_id) {
+        return exec_id_time(base, ST_PORTAL_KEYS_DELETE, portal_id, 0, "portal keys delete");
+}
+
 static int sqlite_check(struct store *base, char *buf, size_t size) {
         struct store_sqlite *s = SELF(base);
         sqlite3_stmt *st;
@@ -804,6 +971,15 @@ static const struct store_ops sqlite_ops = {
         .history_close = sqlite_history_close,
         .history_renewed = sqlite_history_renewed,
         .history_list = sqlite_history_list,
+        .portal_insert = sqlite_portal_insert,
+        .portal_get = sqlite_portal_get,
+        .portal_list = sqlite_portal_list,
+        .portal_set_last_used = sqlite_portal_set_last_used,
+        .portal_set_revoked = sqlite_portal_set_revoked,
+        .portal_key_insert = sqlite_portal_key_insert,
+        .portal_key_get = sqlite_portal_key_get,
+        .portal_keys_expire = sqlite_portal_keys_expire,
+        .portal_keys_delete = sqlite_portal_keys_delete,
         .check = sqlite_check,
 };
 

@@ -37,6 +37,7 @@ extern const struct ctl_command ctl_config_commands[];
 extern const struct ctl_command ctl_lease_commands[];
 extern const struct ctl_command ctl_report_commands[];
 extern const struct ctl_command ctl_keys_commands[];
+extern const struct ctl_command ctl_portal_commands[];
 
 /* Opens the store and the engine on first use. Returns an exit status. */
 int ctl_open(struct ctl *ctl);

@@ -17,6 +17,7 @@ static const struct ctl_command *const command_groups[] = {
         ctl_lease_commands,
         ctl_report_commands,
         ctl_keys_commands,
+        ctl_portal_commands,
 };
 
 int ctl_refuse(const char *fmt, ...) {

@@ -12,7 +12,7 @@ import wwsf_testlib as t  # noqa: E402
 
 COMMANDS = ["config check", "pool import", "pool list", "pool show", "lease acquire", "lease renew",
             "lease release", "lease revoke", "lease list", "lease show", "lease reclaim", "audit", "stats",
-            "db check"]
+            "db check", "portal add", "portal list", "portal rotate", "portal revoke", "portal check"]
 
 # A small list pool of our own next to the shipped examples.
 SMALL = "desk"
@@ -64,7 +64,7 @@ class CliContract(t.TempDirTestCase):
                 self.assertEqual(r.rc, 0, str(r))
                 self.assertIn(cmd, r.out, "help of %s does not name it:\n%s" % (cmd, r))
                 self.assertIn("usage", r.out.lower(), str(r))
-        for group in ("pool", "lease", "config", "db"):
+        for group in ("pool", "lease", "config", "db", "portal"):
             with self.subTest(group=group):
                 r = self.c.run(group, "--help")
                 self.assertEqual(r.rc, 0, str(r))
