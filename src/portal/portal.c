@@ -174,7 +174,8 @@ int portal_authenticate(struct store *s, const char *key, int64_t now, char ret_
         if (strnlen(key, PORTAL_KEY_SIZE) != PORTAL_KEY_LEN)
                 return -EACCES;
         const char *id_text = key + PREFIX_LEN, *secret_text = id_text + KEY_ID_LEN + 1;
-        if (memcmp(key, PORTAL_KEY_PREFIX, PREFIX_LEN) != 0 || id_text[KEY_ID_LEN] != '.' || !b64url_decode_exact(id_text, KEY_ID_LEN, id, sizeof id) ||
+        if (memcmp(key, PORTAL_KEY_PREFIX, PREFIX_LEN) != 0 || id_text[KEY_ID_LEN] != '.' ||
+            !b64url_decode_exact(id_text, KEY_ID_LEN, id, sizeof id) ||
             !b64url_decode_exact(secret_text, SECRET_LEN, secret, sizeof secret))
                 return -EACCES;
         int r = gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, sizeof secret, sha) < 0 ? -EIO : 0;
