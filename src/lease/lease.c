@@ -764,13 +764,6 @@ int lease_pools_busy(struct lease_engine *e, lease_pool_cb cb, void *userdata) {
         return pools(e, NULL, true, cb, userdata);
 }
 
-int lease_pool_get(struct lease_engine *e, const char *pool, struct store_pool *ret) {
-        int r = e->ops->pool_get(e->store, pool, ret);
-        if (r == -ENOENT)
-                return fail(e, r, "unknown pool '%s'", pool);
-        return r < 0 ? store_fail(e, r, "read pool") : 0;
-}
-
 int lease_audit(struct lease_engine *e, const char *impu, int64_t at, store_history_cb cb, void *userdata) {
         int r = check_impu(e, impu);
         if (r < 0)

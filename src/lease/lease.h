@@ -125,9 +125,6 @@ int lease_pools(struct lease_engine *e, const char *pool, lease_pool_cb cb, void
  * rather than to every entry ever materialised: for /metrics. */
 int lease_pools_busy(struct lease_engine *e, lease_pool_cb cb, void *userdata);
 
-/* The pool's definition, without counting its entries (-ENOENT if unknown). */
-int lease_pool_get(struct lease_engine *e, const char *pool, struct store_pool *ret);
-
 /* Leases of impu, newest first; with at >= 0, those live at that time. */
 int lease_audit(struct lease_engine *e, const char *impu, int64_t at, store_history_cb cb, void *userdata);
 
