@@ -40,40 +40,6 @@ out:
         return r;
 }
 
-static int b64url_value(unsigned char c) {
-        if (c >= 'A' && c <= 'Z')
-                return c - 'A';
-        if (c >= 'a' && c <= 'z')
-                return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-                return c - '0' + 52;
-        return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
-
-/* Decodes exactly n bytes from len characters of unpadded base64url. The
- * bits past the last byte must be zero, so that a key has one spelling and
- * any changed character changes what is compared. */
-static bool b64url_decode_exact(const char *in, size_t len, uint8_t *out, size_t n) {
-        if (len != TOKENS_B64URL_LEN(n))
-                return false;
-        uint32_t acc = 0;
-        unsigned bits = 0;
-        size_t o = 0;
-        for (size_t i = 0; i < len; i++) {
-                int v = b64url_value((unsigned char) in[i]);
-                if (v < 0)
-                        return false;
-                acc = acc << 6 | (uint32_t) v;
-                bits += 6;
-                if (bits >= 8) {
-                        bits -= 8;
-                        out[o++] = (uint8_t) (acc >> bits);
-                        acc &= (UINT32_C(1) << bits) - 1;
-                }
-        }
-        return o == n && acc == 0;
-}
-
 static int finish(struct store *s, int r) {
         if (r < 0) {
                 s->ops->rollback(s);
@@ -175,8 +141,8 @@ int portal_authenticate(struct store *s, const char *key, int64_t now, char ret_
                 return -EACCES;
         const char *id_text = key + PREFIX_LEN, *secret_text = id_text + KEY_ID_LEN + 1;
         if (memcmp(key, PORTAL_KEY_PREFIX, PREFIX_LEN) != 0 || id_text[KEY_ID_LEN] != '.' ||
-            !b64url_decode_exact(id_text, KEY_ID_LEN, id, sizeof id) ||
-            !b64url_decode_exact(secret_text, SECRET_LEN, secret, sizeof secret))
+            !tokens_b64url_decode_exact(id_text, KEY_ID_LEN, id, sizeof id) ||
+            !tokens_b64url_decode_exact(secret_text, SECRET_LEN, secret, sizeof secret))
                 return -EACCES;
         int r = gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, sizeof secret, sha) < 0 ? -EIO : 0;
         gnutls_memset(secret, 0, sizeof secret);

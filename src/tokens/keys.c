@@ -123,6 +123,32 @@ size_t tokens_b64url_encode(const uint8_t *in, size_t n, char *out) {
         return o;
 }
 
+static int b64url_value(unsigned char c) {
+        const char *p = c ? strchr(tbl64url, c) : NULL;
+        return p ? (int) (p - tbl64url) : -1;
+}
+
+bool tokens_b64url_decode_exact(const char *in, size_t len, uint8_t *out, size_t n) {
+        if (len != TOKENS_B64URL_LEN(n))
+                return false;
+        uint32_t acc = 0;
+        unsigned bits = 0;
+        size_t o = 0;
+        for (size_t i = 0; i < len; i++) {
+                int v = b64url_value((unsigned char) in[i]);
+                if (v < 0)
+                        return false;
+                acc = acc << 6 | (uint32_t) v;
+                bits += 6;
+                if (bits >= 8) {
+                        bits -= 8;
+                        out[o++] = (uint8_t) (acc >> bits);
+                        acc &= (UINT32_C(1) << bits) - 1;
+                }
+        }
+        return o == n && acc == 0;
+}
+
 /* ---- files --------------------------------------------------------------- */
 
 /* mkdir -p: the parents as 0750 (like the store's directory), the keys

@@ -100,6 +100,11 @@ int tokens_sign(const struct token_keyring *k, const struct token_claims *c, cha
  * TOKENS_B64URL_LEN(n) + 1 bytes; returns the length written. */
 #define TOKENS_B64URL_LEN(n) ((n) / 3 * 4 + ((n) % 3 ? (n) % 3 + 1 : 0))
 size_t tokens_b64url_encode(const uint8_t *in, size_t n, char *out);
+/* Decodes exactly n bytes from len characters of unpadded base64url into
+ * out; false for any other length, a character outside the alphabet, or
+ * bits set past the last byte (so that a value has one spelling and any
+ * changed character changes what is decoded). */
+bool tokens_b64url_decode_exact(const char *in, size_t len, uint8_t *out, size_t n);
 
 const char *token_alg_to_string(enum token_alg a);
 int token_alg_from_string(const char *s, enum token_alg *ret);
