@@ -210,27 +210,25 @@ static bool read_key_line(char buf[CHECK_INPUT_MAX + 2]) {
         return true;
 }
 
-/* revoke and check: the name of the portal (revoke's JSON adds the key state). */
-static int revoke_or_check(struct ctl *ctl, const struct portal_args *a, int64_t now) {
-        char buf[CHECK_INPUT_MAX + 2], name[POOL_NAME_MAX];
-        int r;
-        if (a->which == CMD_REVOKE) {
-                r = portal_revoke(ctl->store, a->name, now);
-                snprintf(name, sizeof name, "%s", a->name);
-        } else {
-                r = read_key_line(buf) ? portal_authenticate(ctl->store, buf, now, name) : -EACCES;
-                gnutls_memset(buf, 0, sizeof buf);
-        }
+static int revoke(struct ctl *ctl, const struct portal_args *a, int64_t now) {
+        int r = portal_revoke(ctl->store, a->name, now);
         if (r < 0)
-                return portal_error(ctl, r, a->name ? a->name : "");
-        bool revoked = a->which == CMD_REVOKE;
-        if (ctl->json) {
-                json_t *o = json_pack("{s:s}", "name", name);
-                if (revoked)
-                        json_object_set_new(o, "key_state", json_string("revoked"));
-                ctl_print_json(o);
-        } else if (revoked)
-                printf("portal '%s' is revoked: none of its keys works\n", name);
+                return portal_error(ctl, r, a->name);
+        if (ctl->json)
+                ctl_print_json(json_pack("{s:s, s:s}", "name", a->name, "key_state", "revoked"));
+        else
+                printf("portal '%s' is revoked: none of its keys works\n", a->name);
+        return EXIT_OK;
+}
+
+static int check(struct ctl *ctl, int64_t now) {
+        char buf[CHECK_INPUT_MAX + 2], name[POOL_NAME_MAX];
+        int r = read_key_line(buf) ? portal_authenticate(ctl->store, buf, now, name) : -EACCES;
+        gnutls_memset(buf, 0, sizeof buf);
+        if (r < 0)
+                return portal_error(ctl, r, "");
+        if (ctl->json)
+                ctl_print_json(json_pack("{s:s}", "name", name));
         else
                 printf("%s\n", name);
         return EXIT_OK;
@@ -248,7 +246,9 @@ static int cmd_portal(struct ctl *ctl, int argc, char **argv) {
                 return issue_key(ctl, &a, now);
         case CMD_LIST:
                 return list(ctl, now);
+        case CMD_REVOKE:
+                return revoke(ctl, &a, now);
         default:
-                return revoke_or_check(ctl, &a, now);
+                return check(ctl, now);
         }
 }
