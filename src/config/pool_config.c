@@ -66,6 +66,20 @@ static bool key_seen(struct parse_state *st, const char *name) {
         return false;
 }
 
+/* A pool of that name with every key unset; the name was checked. */
+static struct pool_config_pool *new_pool(struct pool_config *cfg, const char *file, int line, const char *name) {
+        cfg->pools = xrealloc_array(cfg->pools, cfg->n_pools + 1, sizeof *cfg->pools);
+        struct pool_config_pool *p = &cfg->pools[cfg->n_pools++];
+        *p = (struct pool_config_pool) {
+                .def = { .kind = -1, .lease_ttl = -1, .quarantine = -1, .max_per_holder = 1, .source = -1,
+                         .size = -1, .token_length = POOL_TOKEN_DEFAULT },
+                .file = file, .line = line,
+        };
+        snprintf(p->def.name, sizeof p->def.name, "%s", name);
+        snprintf(p->def.source_file, sizeof p->def.source_file, "%s", file);
+        return p;
+}
+
 static void start_section(struct parse_state *st, const char *section) {
         struct pool_config *cfg = st->cfg;
         int line = ini_file_section_line(&st->ini, section);
@@ -124,16 +138,7 @@ static void start_section(struct parse_state *st, const char *section) {
                                 st->type = SECTION_BAD;
                                 return;
                         }
-                cfg->pools = xrealloc_array(cfg->pools, cfg->n_pools + 1, sizeof *cfg->pools);
-                struct pool_config_pool *p = &cfg->pools[cfg->n_pools++];
-                *p = (struct pool_config_pool) {
-                        .def = { .kind = -1, .lease_ttl = -1, .quarantine = -1, .max_per_holder = 1, .source = -1,
-                                 .size = -1, .token_length = POOL_TOKEN_DEFAULT },
-                        .file = st->file, .line = line,
-                };
-                snprintf(p->def.name, sizeof p->def.name, "%s", name);
-                snprintf(p->def.source_file, sizeof p->def.source_file, "%s", st->file);
-                st->object = p;
+                st->object = new_pool(cfg, st->file, line, name);
         }
 }
 
@@ -607,69 +612,6 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
         }
 }
 
-/* Whether two range templates generate a common identity, exactly, whatever
- * their prefixes and widths ("sip:+1555{00..99}" and "sip:+15550{0..9}" do).
- * Both strings have the same length L. Over the window W of positions where
- * either has its number, each template fixes the other positions (they must be
- * digits), so its identities read as W-digit numbers form an arithmetic
- * progression: an interval with a step of 10^(digits after its number in W)
- * and a fixed remainder. Steps are powers of ten, so one divides the other and
- * the intersection is found by one congruence. */
-static bool ranges_overlap(const struct pool_template *a, const struct pool_template *b) {
-        size_t pa = strlen(a->prefix), pb = strlen(b->prefix);
-        size_t len = pa + (size_t) a->width + strlen(a->suffix);
-        if (len != pb + (size_t) b->width + strlen(b->suffix))
-                return false;
-        size_t lo = pa < pb ? pa : pb;
-        size_t hi_a = pa + (size_t) a->width, hi_b = pb + (size_t) b->width;
-        size_t hi = hi_a > hi_b ? hi_a : hi_b;
-        if (hi - lo > 36)
-                return true; /* beyond 128-bit arithmetic: assume the worst */
-
-        /* Character i of template t: a fixed char, or 0 inside its number. */
-#define FIXED(t, p, i) ((i) < (p) ? (t)->prefix[i] : (i) < (p) + (size_t) (t)->width ? 0 : (t)->suffix[(i) - (p) - (size_t) (t)->width])
-        for (size_t i = 0; i < len; i++) {
-                char ca = FIXED(a, pa, i), cb = FIXED(b, pb, i);
-                if (i >= lo && i < hi) {
-                        if ((ca && !isdigit((unsigned char) ca)) || (cb && !isdigit((unsigned char) cb)))
-                                return false;
-                        if (ca && cb && ca != cb)
-                                return false;
-                } else if (tolower((unsigned char) ca) != tolower((unsigned char) cb))
-                        return false;
-        }
-        struct ap { __int128 first, last, step, rem; } ap[2];
-        const struct pool_template *t[2] = { a, b };
-        size_t p[2] = { pa, pb };
-        for (int k = 0; k < 2; k++) {
-                __int128 high = 0, low = 0, step = 1;
-                for (size_t i = lo; i < p[k]; i++)
-                        high = high * 10 + (FIXED(t[k], p[k], i) - '0');
-                for (size_t i = p[k] + (size_t) t[k]->width; i < hi; i++) {
-                        low = low * 10 + (FIXED(t[k], p[k], i) - '0');
-                        step *= 10;
-                }
-                __int128 scale = step;
-                for (int w = 0; w < t[k]->width; w++)
-                        scale *= 10;
-                ap[k].step = step;
-                ap[k].rem = low;
-                ap[k].first = high * scale + (__int128) t[k]->start * step + low;
-                ap[k].last = high * scale + (__int128) (t[k]->start + t[k]->count - 1) * step + low;
-        }
-#undef FIXED
-        struct ap *fine = ap[0].step <= ap[1].step ? &ap[0] : &ap[1];
-        struct ap *coarse = fine == &ap[0] ? &ap[1] : &ap[0];
-        if (coarse->rem % fine->step != fine->rem)
-                return false;
-        __int128 from = ap[0].first > ap[1].first ? ap[0].first : ap[1].first;
-        __int128 to = ap[0].last < ap[1].last ? ap[0].last : ap[1].last;
-        if (from > to)
-                return false;
-        __int128 x = from + ((coarse->rem - from) % coarse->step + coarse->step) % coarse->step;
-        return x <= to;
-}
-
 /* No IMPU may belong to two pools: listed entries against each other and
  * against ranges, and ranges of the same shape against each other. */
 static void check_overlaps(struct pool_config *cfg) {
@@ -695,7 +637,7 @@ static void check_overlaps(struct pool_config *cfg) {
                         }
                         if (pa->def.source == POOL_SOURCE_RANGE && pb->def.source == POOL_SOURCE_RANGE &&
                             pa->def.impu_tpl.text[0] && pb->def.impu_tpl.text[0] &&
-                            ranges_overlap(&pa->def.impu_tpl, &pb->def.impu_tpl))
+                            pool_ranges_overlap(&pa->def.impu_tpl, &pb->def.impu_tpl))
                                 add_error(cfg, pb->file, pb->line, "pool '%s': its IMPU range overlaps pool '%s' (%s:%d)",
                                           pb->def.name, pa->def.name, pa->file, pa->line);
                         for (int k = 0; k < 2; k++) {
@@ -753,7 +695,10 @@ int pool_config_load(const char *const *files, size_t n_files, struct pool_confi
         }
         if (r < 0)
                 return r;
+        return pool_config_validate(cfg);
+}
 
+int pool_config_validate(struct pool_config *cfg) {
         for (size_t i = 0; i < cfg->n_subs; i++) {
                 struct pool_config_subscription *s = &cfg->subs[i];
                 if (!s->sub.domain[0])
@@ -798,4 +743,28 @@ const struct pool_config_pool *pool_config_find_pool(const struct pool_config *c
                 if (strcmp(cfg->pools[i].def.name, name) == 0)
                         return &cfg->pools[i];
         return NULL;
+}
+
+struct pool_config *pool_config_new(const char *origin) {
+        struct pool_config *cfg = calloc(1, sizeof *cfg);
+        if (!cfg)
+                return NULL;
+        cfg->files = xrealloc_array(NULL, 1, sizeof *cfg->files);
+        cfg->files[cfg->n_files++] = xstrdup(origin);
+        return cfg;
+}
+
+void pool_config_add_subscription(struct pool_config *cfg, const struct pool_subscription *sub) {
+        cfg->subs = xrealloc_array(cfg->subs, cfg->n_subs + 1, sizeof *cfg->subs);
+        cfg->subs[cfg->n_subs++] = (struct pool_config_subscription) { .sub = *sub, .file = cfg->files[0] };
+}
+
+struct pool_config_pool *pool_config_add_pool(struct pool_config *cfg, const char *name) {
+        return new_pool(cfg, cfg->files[0], 0, name);
+}
+
+void pool_config_pool_key(struct pool_config *cfg, struct pool_config_pool *p, int line, const char *name,
+                          const char *value) {
+        struct parse_state st = { .cfg = cfg, .file = cfg->files[0], .line = line };
+        handle_pool_key(&st, p, name, value);
 }

@@ -58,4 +58,20 @@ int pool_config_load(const char *const *files, size_t n_files, struct pool_confi
 
 void pool_config_free(struct pool_config *cfg);
 
+/* A configuration built key by key rather than read from files (the portal
+ * API's requests): errors read "ORIGIN:POSITION: reason", where the position
+ * is the number (1 or more) the caller gave the key. */
+struct pool_config *pool_config_new(const char *origin);        /* NULL when out of memory */
+/* A subscription known already (from the store). */
+void pool_config_add_subscription(struct pool_config *cfg, const struct pool_subscription *sub);
+/* A pool of that name (pool_name_valid(), which the caller checked). */
+struct pool_config_pool *pool_config_add_pool(struct pool_config *cfg, const char *name);
+/* One key of the pool with its value, as a file would have written it. */
+void pool_config_pool_key(struct pool_config *cfg, struct pool_config_pool *p, int position, const char *name,
+                          const char *value);
+/* The checks pool_config_load() makes once the files are read: required keys,
+ * the pools against their subscriptions, no IMPU in two pools. 0 or -EINVAL
+ * with cfg->errors filled. */
+int pool_config_validate(struct pool_config *cfg);
+
 const struct pool_config_pool *pool_config_find_pool(const struct pool_config *cfg, const char *name);

@@ -110,3 +110,66 @@ DEFINE_WORDS(pool_kind, enum pool_kind, "authenticated")
 DEFINE_WORDS(pool_source, enum pool_source, "?")
 DEFINE_WORDS(impi_mode, enum impi_mode, "per-entry")
 DEFINE_WORDS(token_alphabet, enum token_alphabet, "base32")
+
+/* Whether two range templates generate a common identity, exactly, whatever
+ * their prefixes and widths ("sip:+1555{00..99}" and "sip:+15550{0..9}" do).
+ * Both strings have the same length L. Over the window W of positions where
+ * either has its number, each template fixes the other positions (they must be
+ * digits), so its identities read as W-digit numbers form an arithmetic
+ * progression: an interval with a step of 10^(digits after its number in W)
+ * and a fixed remainder. Steps are powers of ten, so one divides the other and
+ * the intersection is found by one congruence. */
+bool pool_ranges_overlap(const struct pool_template *a, const struct pool_template *b) {
+        size_t pa = strlen(a->prefix), pb = strlen(b->prefix);
+        size_t len = pa + (size_t) a->width + strlen(a->suffix);
+        if (len != pb + (size_t) b->width + strlen(b->suffix))
+                return false;
+        size_t lo = pa < pb ? pa : pb;
+        size_t hi_a = pa + (size_t) a->width, hi_b = pb + (size_t) b->width;
+        size_t hi = hi_a > hi_b ? hi_a : hi_b;
+        if (hi - lo > 36)
+                return true; /* beyond 128-bit arithmetic: assume the worst */
+
+        /* Character i of template t: a fixed char, or 0 inside its number. */
+#define FIXED(t, p, i) ((i) < (p) ? (t)->prefix[i] : (i) < (p) + (size_t) (t)->width ? 0 : (t)->suffix[(i) - (p) - (size_t) (t)->width])
+        for (size_t i = 0; i < len; i++) {
+                char ca = FIXED(a, pa, i), cb = FIXED(b, pb, i);
+                if (i >= lo && i < hi) {
+                        if ((ca && !isdigit((unsigned char) ca)) || (cb && !isdigit((unsigned char) cb)))
+                                return false;
+                        if (ca && cb && ca != cb)
+                                return false;
+                } else if (tolower((unsigned char) ca) != tolower((unsigned char) cb))
+                        return false;
+        }
+        struct ap { __int128 first, last, step, rem; } ap[2];
+        const struct pool_template *t[2] = { a, b };
+        size_t p[2] = { pa, pb };
+        for (int k = 0; k < 2; k++) {
+                __int128 high = 0, low = 0, step = 1;
+                for (size_t i = lo; i < p[k]; i++)
+                        high = high * 10 + (FIXED(t[k], p[k], i) - '0');
+                for (size_t i = p[k] + (size_t) t[k]->width; i < hi; i++) {
+                        low = low * 10 + (FIXED(t[k], p[k], i) - '0');
+                        step *= 10;
+                }
+                __int128 scale = step;
+                for (int w = 0; w < t[k]->width; w++)
+                        scale *= 10;
+                ap[k].step = step;
+                ap[k].rem = low;
+                ap[k].first = high * scale + (__int128) t[k]->start * step + low;
+                ap[k].last = high * scale + (__int128) (t[k]->start + t[k]->count - 1) * step + low;
+        }
+#undef FIXED
+        struct ap *fine = ap[0].step <= ap[1].step ? &ap[0] : &ap[1];
+        struct ap *coarse = fine == &ap[0] ? &ap[1] : &ap[0];
+        if (coarse->rem % fine->step != fine->rem)
+                return false;
+        __int128 from = ap[0].first > ap[1].first ? ap[0].first : ap[1].first;
+        __int128 to = ap[0].last < ap[1].last ? ap[0].last : ap[1].last;
+        if (from > to)
+                return false;
+        __int128 x = from + ((coarse->rem - from) % coarse->step + coarse->step) % coarse->step;
+        return x <= to;
+}

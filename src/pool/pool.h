@@ -87,6 +87,9 @@ int pool_template_format_token(const struct pool_template *t, const char *token,
 /* If s is an identity of range template t, stores its index. */
 bool pool_template_match_index(const struct pool_template *t, int64_t size, const char *s, int64_t *ret_index);
 
+/* Whether two range templates generate a common identity (exactly). */
+bool pool_ranges_overlap(const struct pool_template *a, const struct pool_template *b);
+
 /* Fills buf (length+1 bytes) with a random token from the alphabet. Returns
  * 0, -EINVAL (length out of 1..POOL_TOKEN_MAX) or -EIO (no random bytes). */
 int pool_token_random(enum token_alphabet a, int length, char *buf);
