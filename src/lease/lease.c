@@ -27,7 +27,7 @@ struct lease_engine {
         const struct store_ops *ops;
         const struct wwsf_clock *clock;
         int64_t retry_after;
-        bool batch;             /* inside lease_batch_begin() */
+        int depth;              /* transactions open: a batch or lease_transaction() calls */
         char error[768];
 };
 
@@ -279,50 +279,62 @@ static int acquire_locked(struct lease_engine *e, const char *pool, const char *
 }
 
 /* Evaluates call inside one write transaction: commit on success, else roll
- * back. Inside a batch (lease_batch_begin) the call gets a savepoint of its
- * own instead, and the batch's commit makes it durable. */
+ * back. Inside a transaction already (a batch, lease_transaction()) the call
+ * gets a savepoint of its own instead, and the outer commit makes it durable. */
 #define IN_TRANSACTION(e, what, call)                                                                          \
         ({                                                                                                     \
-                int _r = (e)->batch ? (e)->ops->savepoint((e)->store) : (e)->ops->begin((e)->store);           \
+                bool _nested = (e)->depth > 0;                                                                 \
+                int _r = _nested ? (e)->ops->savepoint((e)->store) : (e)->ops->begin((e)->store);              \
                 if (_r < 0)                                                                                    \
                         _r = store_fail((e), _r, what);                                                        \
                 else {                                                                                         \
+                        (e)->depth++;                                                                          \
                         _r = (call);                                                                           \
+                        (e)->depth--;                                                                          \
                         if (_r < 0) {                                                                          \
-                                if ((e)->batch)                                                                \
+                                if (_nested)                                                                   \
                                         (e)->ops->savepoint_rollback((e)->store);                              \
                                 else                                                                           \
                                         (e)->ops->rollback((e)->store);                                        \
-                        } else if ((_r = (e)->batch ? (e)->ops->savepoint_release((e)->store)                  \
-                                                    : (e)->ops->commit((e)->store)) < 0)                       \
+                        } else if ((_r = _nested ? (e)->ops->savepoint_release((e)->store)                     \
+                                                 : (e)->ops->commit((e)->store)) < 0)                          \
                                 _r = store_fail((e), _r, what);                                                \
                 }                                                                                              \
                 _r;                                                                                            \
         })
 
 int lease_batch_begin(struct lease_engine *e) {
-        if (e->batch)
+        if (e->depth)
                 return fail(e, -EINVAL, "a batch is already open");
         int r = e->ops->begin(e->store);
         if (r < 0)
                 return store_fail(e, r, "begin batch");
-        e->batch = true;
+        e->depth = 1;
         return 0;
 }
 
 int lease_batch_commit(struct lease_engine *e) {
-        if (!e->batch)
+        if (!e->depth)
                 return fail(e, -EINVAL, "no batch is open");
-        e->batch = false;
+        e->depth = 0;
         int r = e->ops->commit(e->store);
         return r < 0 ? store_fail(e, r, "commit batch") : 0;
 }
 
 void lease_batch_rollback(struct lease_engine *e) {
-        if (!e->batch)
+        if (!e->depth)
                 return;
-        e->batch = false;
+        e->depth = 0;
         e->ops->rollback(e->store);
+}
+
+int lease_transaction(struct lease_engine *e, const char *what, lease_transaction_fn fn, void *userdata) {
+        e->error[0] = '\0';
+        return IN_TRANSACTION(e, what, fn(e, userdata));
+}
+
+struct store *lease_engine_store(const struct lease_engine *e) {
+        return e->store;
 }
 
 int lease_acquire(struct lease_engine *e, const char *pool, const char *holder, const char *client_addr,

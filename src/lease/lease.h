@@ -75,6 +75,17 @@ int lease_batch_begin(struct lease_engine *e);
 int lease_batch_commit(struct lease_engine *e);
 void lease_batch_rollback(struct lease_engine *e);
 
+/* Runs fn inside one transaction (a savepoint when one is open already, as
+ * in a batch): the operations it calls, and any store writes of its own
+ * through lease_engine_store(), are applied all together or not at all (fn
+ * returning a negative errno undoes them). Returns what fn returned, or a
+ * store failure. */
+typedef int (*lease_transaction_fn)(struct lease_engine *e, void *userdata);
+int lease_transaction(struct lease_engine *e, const char *what, lease_transaction_fn fn, void *userdata);
+/* The store the engine runs on, for writes that belong to an operation's
+ * transaction (an audit record). */
+struct store *lease_engine_store(const struct lease_engine *e);
+
 int lease_acquire(struct lease_engine *e, const char *pool, const char *holder, const char *client_addr,
                   unsigned flags, struct lease *ret, enum lease_origin *ret_origin);
 /* Extends the holder's lease on impu by the pool's TTL from now. A lease in
