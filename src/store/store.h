@@ -25,6 +25,9 @@
 #define STORE_HOLDER_MAX 256    /* holder handle: 255 + NUL */
 #define STORE_ADDR_MAX 64       /* client address: INET6_ADDRSTRLEN fits */
 
+#define STORE_PORTAL_KEY_ID_SIZE 8
+#define STORE_PORTAL_HASH_SIZE 32       /* SHA-256 */
+
 /* Retired entries and never-free ones use this as avail_at, so the
  * longest-free-first index never reaches them. */
 #define STORE_NEVER INT64_MAX
@@ -50,7 +53,18 @@ struct store_pool {
         struct pool_def def;
         struct pool_subscription sub;
         int64_t next_index;     /* entries materialised so far: the index of the next one */
-        int64_t imported_at;
+        int64_t imported_at;    /* last written (import, or a change through the API) */
+        int64_t created_at;
+        int64_t portal_id;      /* the portal that manages it through the API; 0: the pool-config files */
+        int64_t revision;       /* its ETag: grows with every change of it or its entries */
+        bool deleting;          /* hands out nothing more; goes when its last lease ends */
+};
+
+/* A subscription and how many pools it has. */
+struct store_subscription {
+        int64_t id;
+        struct pool_subscription sub;
+        int64_t pools;
 };
 
 struct store_entry {
@@ -69,6 +83,7 @@ struct store_entry {
 
 struct store_history {
         int64_t id;
+        int64_t pool_id;
         char pool[STORE_NAME_MAX];
         char impu[STORE_IDENTITY_MAX];
         char impi[STORE_IDENTITY_MAX];
@@ -79,6 +94,48 @@ struct store_history {
         bool open;
         char end_reason[16];    /* "" while open */
         int64_t renewals;
+        int64_t hold;           /* the pool's quarantine: others may have the IMPU at ended_at + hold */
+};
+
+/* Which leases of a pool history_page() returns. */
+enum store_lease_state {
+        STORE_LEASES_ALL,
+        STORE_LEASES_OPEN,              /* not ended */
+        STORE_LEASES_QUARANTINE,        /* ended, and ended_at + hold > now */
+        STORE_LEASES_ENDED,             /* ended, and past their hold */
+};
+
+struct store_history_filter {
+        enum store_lease_state state;
+        int64_t now;
+        const char *holder;     /* NULL: any */
+        const char *impu;       /* NULL: any */
+};
+
+/* One write of a portal through the API (sql/0003-portal-api.sql). */
+#define STORE_AUDIT_ACTION_MAX 32
+#define STORE_AUDIT_RESOURCE_MAX 512
+struct store_audit {
+        int64_t id;
+        int64_t portal_id;
+        int64_t at;
+        char action[STORE_AUDIT_ACTION_MAX];
+        char resource[STORE_AUDIT_RESOURCE_MAX];
+        const char *before;     /* JSON, or NULL; borrowed */
+        const char *after;
+        char client_addr[STORE_ADDR_MAX];
+};
+
+/* The answer kept for a POST with an Idempotency-Key. */
+#define STORE_IDEMPOTENCY_KEY_MAX 129
+struct store_idempotency {
+        int64_t portal_id;
+        char key[STORE_IDEMPOTENCY_KEY_MAX];
+        uint8_t request_sha256[STORE_PORTAL_HASH_SIZE];
+        int status;
+        char *body;             /* idempotency_get(): the caller frees it; put: borrowed */
+        char location[STORE_AUDIT_RESOURCE_MAX];
+        int64_t created_at;
 };
 
 struct store_counts {
@@ -97,8 +154,6 @@ struct store_portal {
         int64_t grace_until;    /* when the last of those stops, 0 if none */
 };
 
-#define STORE_PORTAL_KEY_ID_SIZE 8
-#define STORE_PORTAL_HASH_SIZE 32       /* SHA-256 */
 
 /* One API key of a portal, found by its key id. */
 struct store_portal_key {
@@ -114,6 +169,8 @@ typedef int (*store_portal_cb)(const struct store_portal *p, void *userdata);
 typedef int (*store_pool_cb)(const struct store_pool *p, void *userdata);
 typedef int (*store_entry_cb)(const struct store_entry *e, void *userdata);
 typedef int (*store_history_cb)(const struct store_history *h, void *userdata);
+typedef int (*store_subscription_cb)(const struct store_subscription *s, void *userdata);
+typedef int (*store_audit_cb)(const struct store_audit *a, void *userdata);
 
 struct store_ops {
         const char *backend;
@@ -186,6 +243,43 @@ struct store_ops {
          * that ended by now are deleted. */
         int (*portal_keys_expire)(struct store *s, int64_t portal_id, int64_t until, int64_t now);
         int (*portal_keys_delete)(struct store *s, int64_t portal_id);
+
+        /* The portal API's view. A pool's owner is its subscription's owner;
+         * pools of the API have portal_id too. Deleted pools are found by
+         * none of the pool lookups. */
+        int (*pool_get_by_id)(struct store *s, int64_t id, struct store_pool *ret);
+        /* Pools of the subscriptions owned by owner (only of subscription, if
+         * not NULL) with id > after_id, in id order, at most limit. */
+        int (*pool_list_owned)(struct store *s, const char *owner, const char *subscription, int64_t after_id,
+                               int limit, store_pool_cb cb, void *userdata);
+        /* Makes the API of that portal the pool's manager (0: the files). */
+        int (*pool_set_portal)(struct store *s, int64_t pool_id, int64_t portal_id);
+        /* A new revision (ETag) of the pool, written at now. */
+        int (*pool_touch)(struct store *s, int64_t pool_id, int64_t now);
+        int (*pool_set_deleting)(struct store *s, int64_t pool_id, bool deleting);
+        /* Removes the pool's entries and retires its row (kept for the
+         * history, under a name no pool can take). */
+        int (*pool_delete)(struct store *s, int64_t pool_id, int64_t now);
+        /* The pools a portal manages and the IMPUs they may hold in all. */
+        int (*portal_usage)(struct store *s, int64_t portal_id, int64_t *ret_pools, int64_t *ret_entries);
+        int (*subscription_get)(struct store *s, const char *name, struct store_subscription *ret);
+        /* By name. */
+        int (*subscription_list_owned)(struct store *s, const char *owner, store_subscription_cb cb, void *userdata);
+        /* Entries of the pool with idx > after_idx, in index order, at most limit. */
+        int (*entry_page)(struct store *s, int64_t pool_id, int64_t after_idx, int limit, store_entry_cb cb,
+                          void *userdata);
+        int (*entry_delete)(struct store *s, int64_t id);
+        int (*history_get)(struct store *s, int64_t id, struct store_history *ret);
+        /* Leases of the pool with id > after_id matching f, in id order, at most limit. */
+        int (*history_page)(struct store *s, int64_t pool_id, const struct store_history_filter *f, int64_t after_id,
+                            int limit, store_history_cb cb, void *userdata);
+        int (*audit_insert)(struct store *s, const struct store_audit *a);
+        /* The portal's writes at or after since, oldest first. */
+        int (*audit_list)(struct store *s, int64_t portal_id, int64_t since, store_audit_cb cb, void *userdata);
+        int (*idempotency_get)(struct store *s, int64_t portal_id, const char *key, struct store_idempotency *ret);
+        int (*idempotency_put)(struct store *s, const struct store_idempotency *rec);
+        /* Forgets the answers kept from before `before`. */
+        int (*idempotency_expire)(struct store *s, int64_t before);
 
         /* Copies the WAL into the database without waiting for readers. */
         int (*checkpoint)(struct store *s);

@@ -52,6 +52,26 @@ enum stmt_id {
         ST_PORTAL_KEYS_EXPIRE,
         ST_PORTAL_KEYS_PURGE,
         ST_PORTAL_KEYS_DELETE,
+        ST_POOL_GET_BY_ID,
+        ST_POOL_LIST_OWNED,
+        ST_POOL_LIST_OWNED_SUB,
+        ST_POOL_SET_PORTAL,
+        ST_POOL_TOUCH,
+        ST_POOL_SET_DELETING,
+        ST_POOL_DELETE_ENTRIES,
+        ST_POOL_DELETE,
+        ST_PORTAL_USAGE,
+        ST_SUB_GET,
+        ST_SUB_LIST_OWNED,
+        ST_ENTRY_PAGE,
+        ST_ENTRY_DELETE,
+        ST_HISTORY_GET,
+        ST_HISTORY_PAGE,
+        ST_AUDIT_INSERT,
+        ST_AUDIT_LIST,
+        ST_IDEM_GET,
+        ST_IDEM_PUT,
+        ST_IDEM_EXPIRE,
         _ST_MAX,
 };
 
@@ -72,13 +92,16 @@ enum stmt_id {
         "p.max_per_holder, p.source, p.size, p.next_index, p.impu_template, p.impu_prefix, "           \
         "p.impu_suffix, p.impu_start, p.impu_width, p.impu_regex, p.impi_template, p.impi_prefix, "   \
         "p.impi_suffix, p.impi_start, p.impi_width, p.shared_impi, p.token_length, p.token_alphabet, " \
-        "p.source_file, p.imported_at FROM pool p JOIN subscription s ON s.id = p.subscription_id "
+        "p.source_file, p.imported_at, COALESCE(p.created_at, p.imported_at), COALESCE(p.portal_id, 0), "      \
+        "p.revision, p.deleting FROM pool p JOIN subscription s ON s.id = p.subscription_id "
 
-#define HISTORY_SELECT                                                                                 \
-        "SELECT h.id, p.name, h.impu, h.impi, h.holder, h.client_addr, h.started_at, "                \
+#define HISTORY_COLUMNS                                                                                \
+        "SELECT h.id, h.pool_id, p.name, h.impu, h.impi, h.holder, h.client_addr, h.started_at, "     \
         "COALESCE(h.ended_at, e.expires_at, h.started_at), h.ended_at IS NULL, "                      \
-        "COALESCE(h.end_reason, ''), h.renewals FROM lease_history h JOIN pool p ON p.id = h.pool_id " \
-        "LEFT JOIN pool_entry e ON e.impu = h.impu AND e.history_id = h.id WHERE h.impu = ?1 "
+        "COALESCE(h.end_reason, ''), h.renewals, p.quarantine FROM lease_history h "                  \
+        "JOIN pool p ON p.id = h.pool_id "                                                             \
+        "LEFT JOIN pool_entry e ON e.impu = h.impu AND e.history_id = h.id "
+#define HISTORY_SELECT HISTORY_COLUMNS "WHERE h.impu = ?1 "
 
 /* ?1 is now. */
 #define PORTAL_SELECT                                                                                  \
@@ -102,9 +125,9 @@ static const char *const stmt_sql[_ST_MAX] = {
                 "INSERT INTO pool (name, subscription_id, kind, lease_ttl, quarantine, max_per_holder, source, "
                 "size, impu_template, impu_prefix, impu_suffix, impu_start, impu_width, impu_regex, "
                 "impi_template, impi_prefix, impi_suffix, impi_start, impi_width, shared_impi, token_length, "
-                "token_alphabet, source_file, imported_at) "
+                "token_alphabet, source_file, imported_at, created_at) "
                 "VALUES (?1, (SELECT id FROM subscription WHERE name = ?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24) "
+                "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?24) "
                 "ON CONFLICT (name) DO UPDATE SET subscription_id = excluded.subscription_id, "
                 "kind = excluded.kind, lease_ttl = excluded.lease_ttl, quarantine = excluded.quarantine, "
                 "max_per_holder = excluded.max_per_holder, source = excluded.source, size = excluded.size, "
@@ -115,9 +138,23 @@ static const char *const stmt_sql[_ST_MAX] = {
                 "impi_suffix = excluded.impi_suffix, impi_start = excluded.impi_start, "
                 "impi_width = excluded.impi_width, shared_impi = excluded.shared_impi, "
                 "token_length = excluded.token_length, token_alphabet = excluded.token_alphabet, "
-                "source_file = excluded.source_file, imported_at = excluded.imported_at",
+                "source_file = excluded.source_file, imported_at = excluded.imported_at, "
+                /* A new ETag only when the definition changed: importing the
+                 * same files again changes nothing. */
+                "revision = revision + (subscription_id IS NOT excluded.subscription_id OR "
+                "kind IS NOT excluded.kind OR lease_ttl IS NOT excluded.lease_ttl OR "
+                "quarantine IS NOT excluded.quarantine OR max_per_holder IS NOT excluded.max_per_holder OR "
+                "source IS NOT excluded.source OR size IS NOT excluded.size OR "
+                "impu_template IS NOT excluded.impu_template OR impu_prefix IS NOT excluded.impu_prefix OR "
+                "impu_suffix IS NOT excluded.impu_suffix OR impu_start IS NOT excluded.impu_start OR "
+                "impu_width IS NOT excluded.impu_width OR impu_regex IS NOT excluded.impu_regex OR "
+                "impi_template IS NOT excluded.impi_template OR impi_prefix IS NOT excluded.impi_prefix OR "
+                "impi_suffix IS NOT excluded.impi_suffix OR impi_start IS NOT excluded.impi_start OR "
+                "impi_width IS NOT excluded.impi_width OR shared_impi IS NOT excluded.shared_impi OR "
+                "token_length IS NOT excluded.token_length OR "
+                "token_alphabet IS NOT excluded.token_alphabet)",
         [ST_POOL_GET] = "SELECT " POOL_COLUMNS "WHERE p.name = ?1",
-        [ST_POOL_LIST] = "SELECT " POOL_COLUMNS "ORDER BY p.name",
+        [ST_POOL_LIST] = "SELECT " POOL_COLUMNS "WHERE p.deleted_at IS NULL ORDER BY p.name",
         [ST_POOL_SET_NEXT] = "UPDATE pool SET next_index = ?2 WHERE id = ?1",
         [ST_POOL_COUNTS] = "SELECT count(*), total(expires_at > ?2 AND retired = 0), "
                            "total(expires_at <= ?2 AND avail_at > ?2 AND retired = 0), total(retired) "
@@ -179,6 +216,43 @@ static const char *const stmt_sql[_ST_MAX] = {
                                   "WHERE portal_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
         [ST_PORTAL_KEYS_PURGE] = "DELETE FROM portal_key WHERE portal_id = ?1 AND expires_at <= ?2",
         [ST_PORTAL_KEYS_DELETE] = "DELETE FROM portal_key WHERE portal_id = ?1",
+        [ST_POOL_GET_BY_ID] = "SELECT " POOL_COLUMNS "WHERE p.id = ?1 AND p.deleted_at IS NULL",
+        [ST_POOL_LIST_OWNED] = "SELECT " POOL_COLUMNS "WHERE s.owner = ?1 AND p.id > ?2 AND p.deleted_at IS NULL "
+                               "ORDER BY p.id LIMIT ?3",
+        [ST_POOL_LIST_OWNED_SUB] = "SELECT " POOL_COLUMNS "WHERE s.owner = ?1 AND p.id > ?2 AND s.name = ?4 "
+                                   "AND p.deleted_at IS NULL ORDER BY p.id LIMIT ?3",
+        [ST_POOL_SET_PORTAL] = "UPDATE pool SET portal_id = ?2 WHERE id = ?1",
+        [ST_POOL_TOUCH] = "UPDATE pool SET revision = revision + 1, imported_at = ?2 WHERE id = ?1",
+        [ST_POOL_SET_DELETING] = "UPDATE pool SET deleting = ?2, revision = revision + 1 WHERE id = ?1",
+        [ST_POOL_DELETE_ENTRIES] = "DELETE FROM pool_entry WHERE pool_id = ?1",
+        [ST_POOL_DELETE] = "UPDATE pool SET name = name || '#' || id, deleted_at = ?2, revision = revision + 1 "
+                           "WHERE id = ?1",
+        [ST_PORTAL_USAGE] = "SELECT count(*), total(size) FROM pool WHERE portal_id = ?1 AND deleted_at IS NULL",
+        [ST_SUB_GET] = "SELECT s.id, s.name, s.owner, s.domain, s.impi_mode, "
+                       "(SELECT count(*) FROM pool p WHERE p.subscription_id = s.id AND p.deleted_at IS NULL) "
+                       "FROM subscription s WHERE s.name = ?1",
+        [ST_SUB_LIST_OWNED] = "SELECT s.id, s.name, s.owner, s.domain, s.impi_mode, "
+                              "(SELECT count(*) FROM pool p WHERE p.subscription_id = s.id AND p.deleted_at IS NULL) "
+                              "FROM subscription s WHERE s.owner = ?1 ORDER BY s.name",
+        [ST_ENTRY_PAGE] = "SELECT " ENTRY_COLUMNS "WHERE e.pool_id = ?1 AND e.idx > ?2 ORDER BY e.idx LIMIT ?3",
+        [ST_ENTRY_DELETE] = "DELETE FROM pool_entry WHERE id = ?1",
+        [ST_HISTORY_GET] = HISTORY_COLUMNS "WHERE h.id = ?1",
+        /* ?5 is the state: 0 all, 1 open, 2 in quarantine, 3 past it. */
+        [ST_HISTORY_PAGE] = HISTORY_COLUMNS "WHERE h.pool_id = ?1 AND h.id > ?2 "
+                            "AND (?6 IS NULL OR h.holder = ?6) AND (?7 IS NULL OR h.impu = ?7) "
+                            "AND (?5 = 0 OR (?5 = 1 AND h.ended_at IS NULL) "
+                            "OR (?5 = 2 AND h.ended_at IS NOT NULL AND h.ended_at + p.quarantine > ?4) "
+                            "OR (?5 = 3 AND h.ended_at IS NOT NULL AND h.ended_at + p.quarantine <= ?4)) "
+                            "ORDER BY h.id LIMIT ?3",
+        [ST_AUDIT_INSERT] = "INSERT INTO portal_audit (portal_id, at, action, resource, before, after, client_addr) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        [ST_AUDIT_LIST] = "SELECT id, portal_id, at, action, resource, before, after, client_addr FROM portal_audit "
+                          "WHERE portal_id = ?1 AND at >= ?2 ORDER BY id",
+        [ST_IDEM_GET] = "SELECT request_sha256, status, body, location, created_at FROM portal_idempotency "
+                        "WHERE portal_id = ?1 AND key = ?2",
+        [ST_IDEM_PUT] = "INSERT INTO portal_idempotency (portal_id, key, request_sha256, status, body, location, "
+                        "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        [ST_IDEM_EXPIRE] = "DELETE FROM portal_idempotency WHERE created_at < ?1",
 };
 
 struct store_sqlite {
@@ -341,6 +415,10 @@ static void read_pool(sqlite3_stmt *st, struct store_pool *p) {
         (void) token_alphabet_from_string(column_str(st, 26), &d->token_alphabet);
         copy_col(st, 27, d->source_file, sizeof d->source_file);
         p->imported_at = sqlite3_column_int64(st, 28);
+        p->created_at = sqlite3_column_int64(st, 29);
+        p->portal_id = sqlite3_column_int64(st, 30);
+        p->revision = sqlite3_column_int64(st, 31);
+        p->deleting = sqlite3_column_int(st, 32) != 0;
 }
 
 static const char *sqlite_error(struct store *base) {
@@ -748,6 +826,38 @@ static int sqlite_history_renewed(struct store *base, int64_t id) {
         return exec_stmt(s, st, "history renew");
 }
 
+static void read_history(sqlite3_stmt *st, struct store_history *h) {
+        memset(h, 0, sizeof *h);
+        h->id = sqlite3_column_int64(st, 0);
+        h->pool_id = sqlite3_column_int64(st, 1);
+        copy_col(st, 2, h->pool, sizeof h->pool);
+        copy_col(st, 3, h->impu, sizeof h->impu);
+        copy_col(st, 4, h->impi, sizeof h->impi);
+        copy_col(st, 5, h->holder, sizeof h->holder);
+        copy_col(st, 6, h->client_addr, sizeof h->client_addr);
+        h->started_at = sqlite3_column_int64(st, 7);
+        h->ended_at = sqlite3_column_int64(st, 8);
+        h->open = sqlite3_column_int(st, 9) != 0;
+        copy_col(st, 10, h->end_reason, sizeof h->end_reason);
+        h->renewals = sqlite3_column_int64(st, 11);
+        h->hold = sqlite3_column_int64(st, 12);
+}
+
+static int history_each(struct store_sqlite *s, sqlite3_stmt *st, store_history_cb cb, void *userdata,
+                        const char *what) {
+        struct store_history h;
+        int rc, r = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                read_history(st, &h);
+                if ((r = cb(&h, userdata)) != 0)
+                        break;
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = fail(s, rc, what);
+        sqlite3_reset(st);
+        return r;
+}
+
 static int sqlite_history_list(struct store *base, const char *impu, int64_t at, store_history_cb cb,
                                void *userdata) {
         struct store_sqlite *s = SELF(base);
@@ -757,28 +867,7 @@ static int sqlite_history_list(struct store *base, const char *impu, int64_t at,
         bind_text(st, 1, impu);
         if (at >= 0)
                 sqlite3_bind_int64(st, 2, at);
-        struct store_history h;
-        int rc, r = 0;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                memset(&h, 0, sizeof h);
-                h.id = sqlite3_column_int64(st, 0);
-                copy_col(st, 1, h.pool, sizeof h.pool);
-                copy_col(st, 2, h.impu, sizeof h.impu);
-                copy_col(st, 3, h.impi, sizeof h.impi);
-                copy_col(st, 4, h.holder, sizeof h.holder);
-                copy_col(st, 5, h.client_addr, sizeof h.client_addr);
-                h.started_at = sqlite3_column_int64(st, 6);
-                h.ended_at = sqlite3_column_int64(st, 7);
-                h.open = sqlite3_column_int(st, 8) != 0;
-                copy_col(st, 9, h.end_reason, sizeof h.end_reason);
-                h.renewals = sqlite3_column_int64(st, 10);
-                if ((r = cb(&h, userdata)) != 0)
-                        break;
-        }
-        if (r == 0 && rc != SQLITE_DONE)
-                r = fail(s, rc, "history list");
-        sqlite3_reset(st);
-        return r;
+        return history_each(s, st, cb, userdata, "history list");
 }
 
 static void read_portal(sqlite3_stmt *st, struct store_portal *p) {
@@ -914,6 +1003,284 @@ static int sqlite_portal_keys_delete(struct store *base, int64_t portal_id) {
         return exec_id_time(base, ST_PORTAL_KEYS_DELETE, portal_id, 0, "portal keys delete");
 }
 
+/* ---- the portal API's view ---- */
+
+/* Runs a one-row pool query: 0 with *ret filled, or -ENOENT. */
+static int pool_one(struct store_sqlite *s, sqlite3_stmt *st, struct store_pool *ret, const char *what) {
+        int rc = sqlite3_step(st), r;
+        if (rc == SQLITE_ROW) {
+                read_pool(st, ret);
+                r = 0;
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : fail(s, rc, what);
+        sqlite3_reset(st);
+        return r;
+}
+
+static int pool_each(struct store_sqlite *s, sqlite3_stmt *st, store_pool_cb cb, void *userdata, const char *what) {
+        struct store_pool p;
+        int rc, r = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                read_pool(st, &p);
+                if ((r = cb(&p, userdata)) != 0)
+                        break;
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = fail(s, rc, what);
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_pool_get_by_id(struct store *base, int64_t id, struct store_pool *ret) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_POOL_GET_BY_ID);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, id);
+        return pool_one(s, st, ret, "pool by id");
+}
+
+static int sqlite_pool_list_owned(struct store *base, const char *owner, const char *subscription, int64_t after_id,
+                                  int limit, store_pool_cb cb, void *userdata) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, subscription ? ST_POOL_LIST_OWNED_SUB : ST_POOL_LIST_OWNED);
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, owner);
+        sqlite3_bind_int64(st, 2, after_id);
+        sqlite3_bind_int(st, 3, limit);
+        if (subscription)
+                bind_text(st, 4, subscription);
+        return pool_each(s, st, cb, userdata, "owned pools");
+}
+
+static int sqlite_pool_set_portal(struct store *base, int64_t pool_id, int64_t portal_id) {
+        return exec_id_time(base, ST_POOL_SET_PORTAL, pool_id, portal_id, "pool owner");
+}
+
+static int sqlite_pool_touch(struct store *base, int64_t pool_id, int64_t now) {
+        return exec_id_time(base, ST_POOL_TOUCH, pool_id, now, "pool revision");
+}
+
+static int sqlite_pool_set_deleting(struct store *base, int64_t pool_id, bool deleting) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_POOL_SET_DELETING);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, pool_id);
+        sqlite3_bind_int(st, 2, deleting);
+        return exec_stmt(s, st, "pool deleting");
+}
+
+static int sqlite_pool_delete(struct store *base, int64_t pool_id, int64_t now) {
+        int r = exec_id_time(base, ST_POOL_DELETE_ENTRIES, pool_id, 0, "delete pool entries");
+        return r < 0 ? r : exec_id_time(base, ST_POOL_DELETE, pool_id, now, "delete pool");
+}
+
+static int sqlite_portal_usage(struct store *base, int64_t portal_id, int64_t *ret_pools, int64_t *ret_entries) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_PORTAL_USAGE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, portal_id);
+        int rc = sqlite3_step(st), r = 0;
+        if (rc == SQLITE_ROW) {
+                *ret_pools = sqlite3_column_int64(st, 0);
+                *ret_entries = sqlite3_column_int64(st, 1);
+        } else
+                r = fail(s, rc, "portal usage");
+        sqlite3_reset(st);
+        return r;
+}
+
+static void read_subscription(sqlite3_stmt *st, struct store_subscription *ret) {
+        memset(ret, 0, sizeof *ret);
+        ret->id = sqlite3_column_int64(st, 0);
+        copy_col(st, 1, ret->sub.name, sizeof ret->sub.name);
+        copy_col(st, 2, ret->sub.owner, sizeof ret->sub.owner);
+        copy_col(st, 3, ret->sub.domain, sizeof ret->sub.domain);
+        (void) impi_mode_from_string(column_str(st, 4), &ret->sub.impi_mode);
+        ret->pools = sqlite3_column_int64(st, 5);
+}
+
+static int sqlite_subscription_get(struct store *base, const char *name, struct store_subscription *ret) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_SUB_GET);
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, name);
+        int rc = sqlite3_step(st), r = 0;
+        if (rc == SQLITE_ROW)
+                read_subscription(st, ret);
+        else
+                r = rc == SQLITE_DONE ? -ENOENT : fail(s, rc, "subscription get");
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_subscription_list_owned(struct store *base, const char *owner, store_subscription_cb cb,
+                                          void *userdata) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_SUB_LIST_OWNED);
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, owner);
+        struct store_subscription sub;
+        int rc, r = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                read_subscription(st, &sub);
+                if ((r = cb(&sub, userdata)) != 0)
+                        break;
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = fail(s, rc, "owned subscriptions");
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_entry_page(struct store *base, int64_t pool_id, int64_t after_idx, int limit, store_entry_cb cb,
+                             void *userdata) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_ENTRY_PAGE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, pool_id);
+        sqlite3_bind_int64(st, 2, after_idx);
+        sqlite3_bind_int(st, 3, limit);
+        return entry_each(s, st, cb, userdata, "entry page");
+}
+
+static int sqlite_entry_delete(struct store *base, int64_t id) {
+        return exec_id_time(base, ST_ENTRY_DELETE, id, 0, "entry delete");
+}
+
+static int sqlite_history_get(struct store *base, int64_t id, struct store_history *ret) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_HISTORY_GET);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, id);
+        int rc = sqlite3_step(st), r = 0;
+        if (rc == SQLITE_ROW)
+                read_history(st, ret);
+        else
+                r = rc == SQLITE_DONE ? -ENOENT : fail(s, rc, "lease get");
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_history_page(struct store *base, int64_t pool_id, const struct store_history_filter *f,
+                               int64_t after_id, int limit, store_history_cb cb, void *userdata) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_HISTORY_PAGE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, pool_id);
+        sqlite3_bind_int64(st, 2, after_id);
+        sqlite3_bind_int(st, 3, limit);
+        sqlite3_bind_int64(st, 4, f->now);
+        sqlite3_bind_int(st, 5, (int) f->state);
+        bind_text(st, 6, f->holder);
+        bind_text(st, 7, f->impu);
+        return history_each(s, st, cb, userdata, "lease page");
+}
+
+static int sqlite_audit_insert(struct store *base, const struct store_audit *a) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_AUDIT_INSERT);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, a->portal_id);
+        sqlite3_bind_int64(st, 2, a->at);
+        bind_text(st, 3, a->action);
+        bind_text(st, 4, a->resource);
+        bind_text(st, 5, a->before);
+        bind_text(st, 6, a->after);
+        bind_text(st, 7, a->client_addr);
+        return exec_stmt(s, st, "audit insert");
+}
+
+static int sqlite_audit_list(struct store *base, int64_t portal_id, int64_t since, store_audit_cb cb,
+                             void *userdata) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_AUDIT_LIST);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, portal_id);
+        sqlite3_bind_int64(st, 2, since);
+        struct store_audit a;
+        int rc, r = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                memset(&a, 0, sizeof a);
+                a.id = sqlite3_column_int64(st, 0);
+                a.portal_id = sqlite3_column_int64(st, 1);
+                a.at = sqlite3_column_int64(st, 2);
+                copy_col(st, 3, a.action, sizeof a.action);
+                copy_col(st, 4, a.resource, sizeof a.resource);
+                a.before = column_str(st, 5);
+                a.after = column_str(st, 6);
+                copy_col(st, 7, a.client_addr, sizeof a.client_addr);
+                if ((r = cb(&a, userdata)) != 0)
+                        break;
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = fail(s, rc, "audit list");
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_idempotency_get(struct store *base, int64_t portal_id, const char *key,
+                                  struct store_idempotency *ret) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_IDEM_GET);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, portal_id);
+        bind_text(st, 2, key);
+        int rc = sqlite3_step(st), r = -ENOENT;
+        if (rc == SQLITE_ROW) {
+                memset(ret, 0, sizeof *ret);
+                ret->portal_id = portal_id;
+                snprintf(ret->key, sizeof ret->key, "%s", key);
+                /* The schema's CHECK holds the hash to its size. */
+                if (sqlite3_column_bytes(st, 0) == STORE_PORTAL_HASH_SIZE)
+                        memcpy(ret->request_sha256, sqlite3_column_blob(st, 0), STORE_PORTAL_HASH_SIZE);
+                ret->status = sqlite3_column_int(st, 1);
+                const char *body = column_str(st, 2);
+                ret->body = strdup(body ? body : "");
+                copy_col(st, 3, ret->location, sizeof ret->location);
+                ret->created_at = sqlite3_column_int64(st, 4);
+                r = ret->body ? 0 : -ENOMEM;
+        } else if (rc != SQLITE_DONE)
+                r = fail(s, rc, "idempotency get");
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sqlite_idempotency_put(struct store *base, const struct store_idempotency *rec) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_IDEM_PUT);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, rec->portal_id);
+        bind_text(st, 2, rec->key);
+        sqlite3_bind_blob(st, 3, rec->request_sha256, STORE_PORTAL_HASH_SIZE, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, rec->status);
+        sqlite3_bind_text(st, 5, rec->body ? rec->body : "", -1, SQLITE_STATIC);
+        bind_text(st, 6, rec->location);
+        sqlite3_bind_int64(st, 7, rec->created_at);
+        return exec_stmt(s, st, "idempotency put");
+}
+
+static int sqlite_idempotency_expire(struct store *base, int64_t before) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_IDEM_EXPIRE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, before);
+        return exec_stmt(s, st, "idempotency expire");
+}
+
 static int sqlite_check(struct store *base, char *buf, size_t size) {
         struct store_sqlite *s = SELF(base);
         sqlite3_stmt *st;
@@ -980,6 +1347,24 @@ static const struct store_ops sqlite_ops = {
         .portal_key_get = sqlite_portal_key_get,
         .portal_keys_expire = sqlite_portal_keys_expire,
         .portal_keys_delete = sqlite_portal_keys_delete,
+        .pool_get_by_id = sqlite_pool_get_by_id,
+        .pool_list_owned = sqlite_pool_list_owned,
+        .pool_set_portal = sqlite_pool_set_portal,
+        .pool_touch = sqlite_pool_touch,
+        .pool_set_deleting = sqlite_pool_set_deleting,
+        .pool_delete = sqlite_pool_delete,
+        .portal_usage = sqlite_portal_usage,
+        .subscription_get = sqlite_subscription_get,
+        .subscription_list_owned = sqlite_subscription_list_owned,
+        .entry_page = sqlite_entry_page,
+        .entry_delete = sqlite_entry_delete,
+        .history_get = sqlite_history_get,
+        .history_page = sqlite_history_page,
+        .audit_insert = sqlite_audit_insert,
+        .audit_list = sqlite_audit_list,
+        .idempotency_get = sqlite_idempotency_get,
+        .idempotency_put = sqlite_idempotency_put,
+        .idempotency_expire = sqlite_idempotency_expire,
         .check = sqlite_check,
 };
 

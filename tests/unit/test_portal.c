@@ -276,8 +276,9 @@ static void test_upgrade_from_schema_1(void **state) {
         store_close(s);
 
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-        assert_int_equal(user_version(db), 2);
-        assert_int_equal(store_schema_version(), 2);
+        /* Brought up to the newest schema, past the portals' (2). */
+        assert_int_equal(user_version(db), store_schema_version());
+        assert_true(store_schema_version() >= 2);
         sqlite3_stmt *st;
         assert_int_equal(sqlite3_prepare_v2(db, "SELECT owner FROM subscription WHERE name = 'web'", -1, &st, NULL),
                          SQLITE_OK);
