@@ -17,35 +17,11 @@
 #include <strings.h>
 
 #include "common/parse.h"
+#include "lease/lease-internal.h"
 
 /* A wildcard token collides with an existing IMPU with odds of about
  * size / 32^12; eight fresh draws in a row all colliding means a bug. */
 #define WILDCARD_ATTEMPTS 8
-
-struct lease_engine {
-        struct store *store;
-        const struct store_ops *ops;
-        const struct wwsf_clock *clock;
-        int64_t retry_after;
-        int depth;              /* transactions open: a batch or lease_transaction() calls */
-        char error[768];
-};
-
-__attribute__((format(printf, 3, 4)))
-static int fail(struct lease_engine *e, int r, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(e->error, sizeof e->error, fmt, ap);
-        va_end(ap);
-        return r;
-}
-
-static int store_fail(struct lease_engine *e, int r, const char *what) {
-        if (r == -EBUSY)
-                return fail(e, r, "%s: the lease store stayed locked by another process (%s)", what,
-                            e->ops->error(e->store));
-        return fail(e, r, "%s: lease store error: %s", what, e->ops->error(e->store));
-}
 
 int lease_engine_new(struct store *store, const struct wwsf_clock *clock, struct lease_engine **ret) {
         struct lease_engine *e = calloc(1, sizeof *e);
@@ -163,7 +139,7 @@ static int grant(struct lease_engine *e, const struct store_pool *p, struct stor
 
 /* Writes the identities of index idx (range) or token (wildcard) into en.
  * Config check bounds their length, so truncation means a damaged store. */
-static int fill_identity(const struct store_pool *p, struct store_entry *en, const char *token, int64_t idx) {
+int lease_fill_identity(const struct store_pool *p, struct store_entry *en, const char *token, int64_t idx) {
         const struct pool_template *ut = &p->def.impu_tpl, *it = &p->def.impi_tpl;
         int n, m = 0;
         if (token)
@@ -193,9 +169,9 @@ static int grant_new(struct lease_engine *e, struct store_pool *p, const char *h
                         char token[POOL_TOKEN_MAX + 1];
                         if ((r = pool_token_random(p->def.token_alphabet, p->def.token_length, token)) < 0)
                                 return fail(e, r, "no random bytes for a wildcard IMPU");
-                        r = fill_identity(p, en, token, 0);
+                        r = lease_fill_identity(p, en, token, 0);
                 } else
-                        r = fill_identity(p, en, NULL, en->idx);
+                        r = lease_fill_identity(p, en, NULL, en->idx);
                 if (r < 0)
                         return fail(e, r, "pool '%s': generated identity longer than %d bytes", p->def.name,
                                     STORE_IDENTITY_MAX - 1);
@@ -277,31 +253,6 @@ static int acquire_locked(struct lease_engine *e, const char *pool, const char *
         *origin = en->leased_at ? LEASE_ORIGIN_REUSED : LEASE_ORIGIN_NEW;
         return grant(e, &p, en, holder, client_addr, now);
 }
-
-/* Evaluates call inside one write transaction: commit on success, else roll
- * back. Inside a transaction already (a batch, lease_transaction()) the call
- * gets a savepoint of its own instead, and the outer commit makes it durable. */
-#define IN_TRANSACTION(e, what, call)                                                                          \
-        ({                                                                                                     \
-                bool _nested = (e)->depth > 0;                                                                 \
-                int _r = _nested ? (e)->ops->savepoint((e)->store) : (e)->ops->begin((e)->store);              \
-                if (_r < 0)                                                                                    \
-                        _r = store_fail((e), _r, what);                                                        \
-                else {                                                                                         \
-                        (e)->depth++;                                                                          \
-                        _r = (call);                                                                           \
-                        (e)->depth--;                                                                          \
-                        if (_r < 0) {                                                                          \
-                                if (_nested)                                                                   \
-                                        (e)->ops->savepoint_rollback((e)->store);                              \
-                                else                                                                           \
-                                        (e)->ops->rollback((e)->store);                                        \
-                        } else if ((_r = _nested ? (e)->ops->savepoint_release((e)->store)                     \
-                                                 : (e)->ops->commit((e)->store)) < 0)                          \
-                                _r = store_fail((e), _r, what);                                                \
-                }                                                                                              \
-                _r;                                                                                            \
-        })
 
 int lease_batch_begin(struct lease_engine *e) {
         if (e->depth)
@@ -513,7 +464,7 @@ int lease_lookup(struct lease_engine *e, const char *impu, struct lease *ret) {
                 return fail(e, -ENOENT, "%s is in no pool", impu);
         struct store_entry virt = { .pool_id = m.pool.id, .idx = m.index };
         memcpy(virt.pool, m.pool.def.name, sizeof virt.pool);
-        if (fill_identity(&m.pool, &virt, NULL, m.index) < 0)
+        if (lease_fill_identity(&m.pool, &virt, NULL, m.index) < 0)
                 return fail(e, -ENAMETOOLONG, "%s: identity too long", impu);
         lease_from_entry(ret, &virt, now);
         ret->materialised = false;
@@ -584,7 +535,7 @@ int lease_reclaim_batch(struct lease_engine *e, int max_count, int max_ms, struc
 
 /* Whether index i (or token t) names the same identity under both templates:
  * the size of a range may change, its shape may not. */
-static bool same_template(const struct pool_template *stored, const struct pool_template *configured) {
+bool lease_same_template(const struct pool_template *stored, const struct pool_template *configured) {
         if (!configured->text[0])
                 return !stored->text[0];
         return strcmp(stored->prefix, configured->prefix) == 0 && strcmp(stored->suffix, configured->suffix) == 0 &&
@@ -607,7 +558,7 @@ static int import_pool(struct lease_engine *e, const struct pool_config_pool *cp
                 return fail(e, -EINVAL, "pool '%s': its IMPU source changed from %s to %s; define a new pool instead",
                             d->name, pool_source_to_string(old.def.source), pool_source_to_string(d->source));
         if (existed && d->source != POOL_SOURCE_LIST && old.next_index > 0 &&
-            (!same_template(&old.def.impu_tpl, &d->impu_tpl) || !same_template(&old.def.impi_tpl, &d->impi_tpl) ||
+            (!lease_same_template(&old.def.impu_tpl, &d->impu_tpl) || !lease_same_template(&old.def.impi_tpl, &d->impi_tpl) ||
              strcmp(old.def.shared_impi, d->shared_impi) != 0))
                 return fail(e, -EINVAL,
                             "pool '%s': its IMPU/IMPI template changed after IMPUs were handed out; define a new pool instead",
