@@ -219,6 +219,10 @@ static int acquire_locked(struct lease_engine *e, const char *pool, const char *
                         return store_fail(e, r, "find holder's lease");
         }
 
+        /* A pool being deleted lets its holders keep what they have, nothing more. */
+        if (p.deleting)
+                return fail(e, -ENOSPC, "pool '%s' is being deleted: it hands out no more IMPUs", pool);
+
         int64_t live;
         if ((r = e->ops->entry_count_live(e->store, p.id, holder, now, &live)) < 0)
                 return store_fail(e, r, "count holder's leases");
@@ -543,6 +547,18 @@ bool lease_same_template(const struct pool_template *stored, const struct pool_t
                                      : stored->start == configured->start && stored->width == configured->width);
 }
 
+/* The pools of the portal API against a pool of the files (which the
+ * configuration checked against each other). */
+static int overlap_api_pools(struct lease_engine *e, const struct pool_config_pool *cp, int64_t self_id) {
+        int r = lease_check_overlap(e, &cp->def, self_id, cp->entries, cp->n_entries, true);
+        if (r < 0) {
+                char why[sizeof e->error];
+                memcpy(why, e->error, sizeof why);
+                return fail(e, r, "%s:%d: pool '%s': %s", cp->file, cp->line, cp->def.name, why);
+        }
+        return 0;
+}
+
 /* Writes the pool row of d, then its entries: for a list, the IMPUs cp lists
  * (where cp says they were written); for a range or wildcard, which of the
  * rows it already has are within its size. */
@@ -554,6 +570,11 @@ static int import_pool(struct lease_engine *e, const struct pool_config_pool *cp
         bool existed = r == 0;
         if (r < 0 && r != -ENOENT)
                 return store_fail(e, r, "read pool");
+        if (existed && old.portal_id)
+                return fail(e, -EROFS,
+                            "%s:%d: pool '%s' is managed through the portal API by its portal; give the file's pool "
+                            "another name",
+                            cp->file, cp->line, d->name);
         if (existed && old.def.source != d->source)
                 return fail(e, -EINVAL, "pool '%s': its IMPU source changed from %s to %s; define a new pool instead",
                             d->name, pool_source_to_string(old.def.source), pool_source_to_string(d->source));
@@ -570,6 +591,8 @@ static int import_pool(struct lease_engine *e, const struct pool_config_pool *cp
                 return store_fail(e, r, "read pool");
         res->pools++;
         const int64_t hold = p.def.quarantine;
+        if (d->source == POOL_SOURCE_RANGE && (r = overlap_api_pools(e, cp, p.id)) < 0)
+                return r;
 
         if (d->source != POOL_SOURCE_LIST) {
                 /* Entries beyond the size are retired, those within it not: a
@@ -598,6 +621,8 @@ static int import_pool(struct lease_engine *e, const struct pool_config_pool *cp
                 else if (r < 0 && r != -ENOENT)
                         return store_fail(e, r, "find listed entry");
         }
+        if ((r = overlap_api_pools(e, cp, p.id)) < 0)
+                return r;
         if ((r = e->ops->entries_set_retired(e->store, p.id, 0, INT64_MAX, true, hold, &was_active)) < 0)
                 return store_fail(e, r, "retire entries");
         res->entries_retired += (int) (was_active - active_listed);

@@ -139,6 +139,56 @@ int lease_pools_busy(struct lease_engine *e, lease_pool_cb cb, void *userdata);
 /* Leases of impu, newest first; with at >= 0, those live at that time. */
 int lease_audit(struct lease_engine *e, const char *impu, int64_t at, store_history_cb cb, void *userdata);
 
+/* Pools a portal manages through the portal API (src/lease/pools.c). Each
+ * call is one transaction (a savepoint inside lease_transaction()). The
+ * definitions come checked by the pool configuration's rules
+ * (pool_config_validate()); these add the store's: the portal's limits, no
+ * IMPU in two pools, a template that stays once used. Besides the errors
+ * above they return:
+ *   -EADDRINUSE  a pool of that name exists       -EEXIST     an IMPU is in another pool
+ *   -EROFS       a pool of the configuration files -ENOTEMPTY  leases are live
+ *   -E2BIG       beyond the portal's limits       -ENOTSUP    not for this pool (its source, its
+ *                                                              template, being deleted) */
+struct lease_portal {
+        int64_t id;
+        int64_t max_pools, max_entries;
+};
+
+int lease_pool_create(struct lease_engine *e, const struct lease_portal *pt, const struct pool_config_pool *cp,
+                      struct store_pool *ret);
+/* def is the pool's whole new definition (same name, subscription and source). */
+int lease_pool_update(struct lease_engine *e, const struct lease_portal *pt, int64_t pool_id,
+                      const struct pool_def *def, struct store_pool *ret);
+
+enum lease_pool_delete {
+        LEASE_DELETE_IDLE,              /* refused (-ENOTEMPTY) while leases are live */
+        LEASE_DELETE_FORCE,             /* revokes the live leases first */
+        LEASE_DELETE_WHEN_RELEASED,     /* hands out nothing more, goes when its last lease ends */
+};
+/* *ret_gone tells whether the pool is gone now (*ret: as it was) or is
+ * being deleted (*ret: as it is). Deleted pools keep their history; their
+ * IMPUs stay out of every pool until their quarantine has passed. */
+int lease_pool_delete(struct lease_engine *e, const struct lease_portal *pt, int64_t pool_id,
+                      enum lease_pool_delete how, struct store_pool *ret, bool *ret_gone);
+/* Adds listed entries (checked) to a listed pool. */
+int lease_entries_add(struct lease_engine *e, const struct lease_portal *pt, int64_t pool_id,
+                      const struct pool_list_entry *entries, size_t n, struct store_pool *ret);
+/* Takes impu out of a listed pool; a leased one only when_released (then
+ * *ret_deferred: it leaves the pool now and its holder keeps it until the
+ * lease ends). */
+int lease_entry_remove(struct lease_engine *e, const struct lease_portal *pt, int64_t pool_id, const char *impu,
+                       bool when_released, bool *ret_deferred);
+/* Revokes the lease of that history id (-ESTALE if it has ended). */
+int lease_revoke_id(struct lease_engine *e, int64_t lease_id, struct store_history *ret);
+/* Finishes deletions: pools being deleted whose last lease ended, and at
+ * most limit entries whose hold has passed. *ret_n counts what went. */
+int lease_purge(struct lease_engine *e, int limit, int *ret_n);
+/* -EEXIST if an IMPU of d (its range, or the listed entries) is in another
+ * pool than self_id; with api_only, only pools of the API are compared as
+ * wholes (the configuration checked its own pools against each other). */
+int lease_check_overlap(struct lease_engine *e, const struct pool_def *d, int64_t self_id,
+                        const struct pool_list_entry *entries, size_t n_entries, bool api_only);
+
 /* Moves the store's journal into the database (for owners of a store opened
  * with manual_checkpoint), without blocking other writers. */
 int lease_checkpoint(struct lease_engine *e);

@@ -273,6 +273,10 @@ struct store_ops {
         /* Leases of the pool with id > after_id matching f, in id order, at most limit. */
         int (*history_page)(struct store *s, int64_t pool_id, const struct store_history_filter *f, int64_t after_id,
                             int limit, store_history_cb cb, void *userdata);
+        /* Deletes up to limit retired entries that no lease or hold needs any
+         * more (past expires_at + the pool's quarantine) of deleted pools and
+         * of listed pools of the API; *ret_n counts them. */
+        int (*entries_purge)(struct store *s, int64_t now, int limit, int64_t *ret_n);
         int (*audit_insert)(struct store *s, const struct store_audit *a);
         /* The portal's writes at or after since, oldest first. */
         int (*audit_list)(struct store *s, int64_t portal_id, int64_t since, store_audit_cb cb, void *userdata);

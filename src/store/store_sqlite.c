@@ -67,6 +67,7 @@ enum stmt_id {
         ST_ENTRY_DELETE,
         ST_HISTORY_GET,
         ST_HISTORY_PAGE,
+        ST_ENTRIES_PURGE,
         ST_AUDIT_INSERT,
         ST_AUDIT_LIST,
         ST_IDEM_GET,
@@ -244,6 +245,10 @@ static const char *const stmt_sql[_ST_MAX] = {
                             "OR (?5 = 2 AND h.ended_at IS NOT NULL AND h.ended_at + p.quarantine > ?4) "
                             "OR (?5 = 3 AND h.ended_at IS NOT NULL AND h.ended_at + p.quarantine <= ?4)) "
                             "ORDER BY h.id LIMIT ?3",
+        [ST_ENTRIES_PURGE] = "DELETE FROM pool_entry WHERE id IN (SELECT e.id FROM pool_entry e "
+                             "JOIN pool p ON p.id = e.pool_id WHERE (p.deleted_at IS NOT NULL OR "
+                             "(p.portal_id IS NOT NULL AND p.source = 'list')) AND e.retired = 1 "
+                             "AND e.history_id IS NULL AND e.expires_at + p.quarantine <= ?1 LIMIT ?2)",
         [ST_AUDIT_INSERT] = "INSERT INTO portal_audit (portal_id, at, action, resource, before, after, client_addr) "
                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         [ST_AUDIT_LIST] = "SELECT id, portal_id, at, action, resource, before, after, client_addr FROM portal_audit "
@@ -1185,6 +1190,19 @@ static int sqlite_history_page(struct store *base, int64_t pool_id, const struct
         return history_each(s, st, cb, userdata, "lease page");
 }
 
+static int sqlite_entries_purge(struct store *base, int64_t now, int limit, int64_t *ret_n) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_ENTRIES_PURGE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int(st, 2, limit);
+        int r = exec_stmt(s, st, "purge entries");
+        if (r == 0)
+                *ret_n = sqlite3_changes64(s->db);
+        return r;
+}
+
 static int sqlite_audit_insert(struct store *base, const struct store_audit *a) {
         struct store_sqlite *s = SELF(base);
         sqlite3_stmt *st = stmt(s, ST_AUDIT_INSERT);
@@ -1360,6 +1378,7 @@ static const struct store_ops sqlite_ops = {
         .entry_delete = sqlite_entry_delete,
         .history_get = sqlite_history_get,
         .history_page = sqlite_history_page,
+        .entries_purge = sqlite_entries_purge,
         .audit_insert = sqlite_audit_insert,
         .audit_list = sqlite_audit_list,
         .idempotency_get = sqlite_idempotency_get,
