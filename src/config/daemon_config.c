@@ -343,6 +343,8 @@ static void handle_key(struct parse_state *st, const char *section, const char *
                 RATE(anonymous_per_ip_per_minute);
         else if (KEY("throttle", "refresh_per_session"))
                 RATE(refresh_per_session_per_minute);
+        else if (KEY("throttle", "portal_per_key"))
+                RATE(portal_per_key_per_minute);
         else if (!*section)
                 add_error(cfg, line, "key '%s' outside any section", name);
         else if (strcmp(section, "server") && strcmp(section, "store") && strcmp(section, "tokens") &&
@@ -396,6 +398,7 @@ static void set_defaults(struct daemon_config *cfg) {
         cfg->login_per_user_per_minute = 10;
         cfg->anonymous_per_ip_per_minute = 30;
         cfg->refresh_per_session_per_minute = 30;
+        cfg->portal_per_key_per_minute = 600;
 }
 
 static void validate(struct daemon_config *cfg, const struct ini_file *f) {

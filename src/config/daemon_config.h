@@ -80,6 +80,7 @@ struct daemon_config {
         int login_per_user_per_minute;
         int anonymous_per_ip_per_minute;
         int refresh_per_session_per_minute;
+        int portal_per_key_per_minute;  /* portal API requests of one API key */
 
         /* Problems found, "FILE:LINE: reason". */
         char **errors;

@@ -67,7 +67,8 @@ int lease_check_overlap(struct lease_engine *e, const struct pool_def *d, int64_
         for (size_t i = 0; i < n_entries; i++) {
                 r = e->ops->entry_by_impu(e->store, entries[i].impu, &en);
                 if (r == 0 && en.pool_id != self_id)
-                        return fail(e, -EEXIST, "%s is already in pool '%s'", entries[i].impu, en.pool);
+                        return api_only ? fail(e, -EEXIST, "%s is already in pool '%s'", entries[i].impu, en.pool)
+                                        : fail(e, -EEXIST, "%s is already in a pool", entries[i].impu);
                 if (r < 0 && r != -ENOENT)
                         return store_fail(e, r, "find IMPU");
         }
@@ -77,7 +78,7 @@ int lease_check_overlap(struct lease_engine *e, const struct pool_def *d, int64_
         if (r < 0)
                 return store_fail(e, r, "list pools");
         if (r > 0)
-                return fail(e, -EEXIST, "%s overlaps another pool's IMPUs", o.impu);
+                return fail(e, -EEXIST, "%s overlaps the IMPUs of %s", o.impu, api_only ? "a pool of the portal API" : "another pool");
         return 0;
 }
 
@@ -102,8 +103,8 @@ static int check_limits(struct lease_engine *e, const struct lease_portal *pt, i
 /* The pool by id, if the portal manages it (-EROFS for a pool of the files). */
 static int managed_pool(struct lease_engine *e, const struct lease_portal *pt, int64_t pool_id, struct store_pool *p) {
         int r = e->ops->pool_get_by_id(e->store, pool_id, p);
-        if (r == -ENOENT)
-                return fail(e, r, "no pool %" PRId64, pool_id);
+        if (r == -ENOENT || (r == 0 && p->deleted))
+                return fail(e, -ENOENT, "no pool %" PRId64, pool_id);
         if (r < 0)
                 return store_fail(e, r, "read pool");
         if (p->portal_id != pt->id)
@@ -266,12 +267,14 @@ static int revoke_all(struct lease_engine *e, int64_t pool_id, int64_t now) {
 }
 
 /* Retires every entry and the pool itself: it keeps its row for the history
- * and its entries for the holds still running (lease_purge() removes them). */
+ * and the entries whose hold still runs (lease_purge() removes them later);
+ * the others go now. */
 static int delete_now(struct lease_engine *e, const struct store_pool *p, int64_t now) {
         int64_t changed;
         int r;
         if ((r = e->ops->entries_set_retired(e->store, p->id, 0, INT64_MAX, true, p->def.quarantine, &changed)) < 0 ||
-            (r = e->ops->pool_delete(e->store, p->id, now)) < 0)
+            (r = e->ops->pool_delete(e->store, p->id, now)) < 0 ||
+            (r = e->ops->entries_purge(e->store, now, INT32_MAX, &changed)) < 0)
                 return store_fail(e, r, "delete pool");
         return 0;
 }

@@ -133,34 +133,57 @@ int portal_list(struct store *s, int64_t now, portal_info_cb cb, void *userdata)
         return s->ops->portal_list(s, now, list_one, &st);
 }
 
-int portal_authenticate(struct store *s, const char *key, int64_t now, char ret_name[POOL_NAME_MAX]) {
-        uint8_t id[STORE_PORTAL_KEY_ID_SIZE], secret[SECRET_SIZE], sha[STORE_PORTAL_HASH_SIZE];
-        struct store_portal_key k;
+/* The key's id and the SHA-256 of its secret, or -EACCES for anything that
+ * is not a key's shape. */
+static int key_parse(const char *key, uint8_t id[STORE_PORTAL_KEY_ID_SIZE], uint8_t sha[STORE_PORTAL_HASH_SIZE]) {
+        uint8_t secret[SECRET_SIZE];
         /* The length first: nothing past PORTAL_KEY_LEN is read. */
         if (strnlen(key, PORTAL_KEY_SIZE) != PORTAL_KEY_LEN)
                 return -EACCES;
         const char *id_text = key + PREFIX_LEN, *secret_text = id_text + KEY_ID_LEN + 1;
         if (memcmp(key, PORTAL_KEY_PREFIX, PREFIX_LEN) != 0 || id_text[KEY_ID_LEN] != '.' ||
-            !tokens_b64url_decode_exact(id_text, KEY_ID_LEN, id, sizeof id) ||
+            !tokens_b64url_decode_exact(id_text, KEY_ID_LEN, id, STORE_PORTAL_KEY_ID_SIZE) ||
             !tokens_b64url_decode_exact(secret_text, SECRET_LEN, secret, sizeof secret))
                 return -EACCES;
         int r = gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, sizeof secret, sha) < 0 ? -EIO : 0;
         gnutls_memset(secret, 0, sizeof secret);
-        if (r < 0 || (r = s->ops->begin(s)) < 0)
+        return r;
+}
+
+int portal_authenticate_in(struct store *s, const char *key, int64_t now, struct store_portal *ret) {
+        uint8_t id[STORE_PORTAL_KEY_ID_SIZE], sha[STORE_PORTAL_HASH_SIZE];
+        struct store_portal_key k;
+        int r = key_parse(key, id, sha);
+        if (r < 0)
                 return r;
         r = s->ops->portal_key_get(s, id, &k);
         if (r == -ENOENT)
-                r = -EACCES;
+                return -EACCES;
         /* The secret's hash in constant time: how long the comparison takes
          * says nothing of how much of it matched. */
-        else if (r == 0 && (gnutls_memcmp(sha, k.secret_sha256, sizeof sha) != 0 ||
-                            (k.expires_at != 0 && k.expires_at <= now)))
-                r = -EACCES;
+        if (r == 0 && (gnutls_memcmp(sha, k.secret_sha256, sizeof sha) != 0 || (k.expires_at != 0 && k.expires_at <= now)))
+                return -EACCES;
         if (r == 0)
+                r = s->ops->portal_get(s, k.portal, now, ret);
+        if (r == 0 && ret->last_used_at != now)
                 r = s->ops->portal_set_last_used(s, k.portal_id, now);
-        if ((r = finish(s, r)) == 0)
-                memcpy(ret_name, k.portal, POOL_NAME_MAX);
+        return r == -ENOENT ? -EACCES : r;
+}
+
+int portal_authenticate(struct store *s, const char *key, int64_t now, char ret_name[POOL_NAME_MAX]) {
+        struct store_portal p;
+        int r = s->ops->begin(s);
+        if (r < 0)
+                return r;
+        if ((r = finish(s, portal_authenticate_in(s, key, now, &p))) == 0)
+                memcpy(ret_name, p.name, POOL_NAME_MAX);
         return r;
+}
+
+int portal_log(struct store *s, const char *name, int64_t since, store_audit_cb cb, void *userdata) {
+        struct store_portal p;
+        int r = s->ops->portal_get(s, name, 0, &p);
+        return r < 0 ? r : s->ops->audit_list(s, p.id, since, cb, userdata);
 }
 
 const char *portal_key_state_to_string(enum portal_key_state st) {

@@ -38,6 +38,9 @@
 #define PORTAL_GRACE_DEFAULT 3600
 #define PORTAL_GRACE_MAX (7 * 86400)
 
+/* How long the answer to a POST with an Idempotency-Key is kept. */
+#define PORTAL_IDEMPOTENCY_TTL 86400
+
 enum portal_key_state {
         PORTAL_KEY_ACTIVE,      /* one current key */
         PORTAL_KEY_ROTATING,    /* a current key and old ones in their grace period */
@@ -75,5 +78,12 @@ int portal_list(struct store *s, int64_t now, portal_info_cb cb, void *userdata)
  * at now (its last use becomes now); -EACCES for any key that does not, be it
  * malformed, unknown, wrong, expired or revoked; or a store error. */
 int portal_authenticate(struct store *s, const char *key, int64_t now, char ret_name[POOL_NAME_MAX]);
+
+/* The same inside the caller's transaction, with the whole portal (its id
+ * and limits) in *ret. */
+int portal_authenticate_in(struct store *s, const char *key, int64_t now, struct store_portal *ret);
+
+/* What portal name changed through the API at or after since, oldest first. */
+int portal_log(struct store *s, const char *name, int64_t since, store_audit_cb cb, void *userdata);
 
 const char *portal_key_state_to_string(enum portal_key_state st);

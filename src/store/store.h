@@ -58,6 +58,7 @@ struct store_pool {
         int64_t portal_id;      /* the portal that manages it through the API; 0: the pool-config files */
         int64_t revision;       /* its ETag: grows with every change of it or its entries */
         bool deleting;          /* hands out nothing more; goes when its last lease ends */
+        bool deleted;           /* gone: only pool_get_by_id() finds it, for its history */
 };
 
 /* A subscription and how many pools it has. */
@@ -246,7 +247,7 @@ struct store_ops {
 
         /* The portal API's view. A pool's owner is its subscription's owner;
          * pools of the API have portal_id too. Deleted pools are found by
-         * none of the pool lookups. */
+         * pool_get_by_id() only (with deleted set). */
         int (*pool_get_by_id)(struct store *s, int64_t id, struct store_pool *ret);
         /* Pools of the subscriptions owned by owner (only of subscription, if
          * not NULL) with id > after_id, in id order, at most limit. */
@@ -257,8 +258,8 @@ struct store_ops {
         /* A new revision (ETag) of the pool, written at now. */
         int (*pool_touch)(struct store *s, int64_t pool_id, int64_t now);
         int (*pool_set_deleting)(struct store *s, int64_t pool_id, bool deleting);
-        /* Removes the pool's entries and retires its row (kept for the
-         * history, under a name no pool can take). */
+        /* Marks the pool deleted: its row stays for the history, under a
+         * name no pool can take; its entries stay until entries_purge(). */
         int (*pool_delete)(struct store *s, int64_t pool_id, int64_t now);
         /* The pools a portal manages and the IMPUs they may hold in all. */
         int (*portal_usage)(struct store *s, int64_t portal_id, int64_t *ret_pools, int64_t *ret_entries);

@@ -58,7 +58,6 @@ enum stmt_id {
         ST_POOL_SET_PORTAL,
         ST_POOL_TOUCH,
         ST_POOL_SET_DELETING,
-        ST_POOL_DELETE_ENTRIES,
         ST_POOL_DELETE,
         ST_PORTAL_USAGE,
         ST_SUB_GET,
@@ -94,7 +93,7 @@ enum stmt_id {
         "p.impu_suffix, p.impu_start, p.impu_width, p.impu_regex, p.impi_template, p.impi_prefix, "   \
         "p.impi_suffix, p.impi_start, p.impi_width, p.shared_impi, p.token_length, p.token_alphabet, " \
         "p.source_file, p.imported_at, COALESCE(p.created_at, p.imported_at), COALESCE(p.portal_id, 0), "      \
-        "p.revision, p.deleting FROM pool p JOIN subscription s ON s.id = p.subscription_id "
+        "p.revision, p.deleting, p.deleted_at IS NOT NULL FROM pool p JOIN subscription s ON s.id = p.subscription_id "
 
 #define HISTORY_COLUMNS                                                                                \
         "SELECT h.id, h.pool_id, p.name, h.impu, h.impi, h.holder, h.client_addr, h.started_at, "     \
@@ -217,7 +216,7 @@ static const char *const stmt_sql[_ST_MAX] = {
                                   "WHERE portal_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
         [ST_PORTAL_KEYS_PURGE] = "DELETE FROM portal_key WHERE portal_id = ?1 AND expires_at <= ?2",
         [ST_PORTAL_KEYS_DELETE] = "DELETE FROM portal_key WHERE portal_id = ?1",
-        [ST_POOL_GET_BY_ID] = "SELECT " POOL_COLUMNS "WHERE p.id = ?1 AND p.deleted_at IS NULL",
+        [ST_POOL_GET_BY_ID] = "SELECT " POOL_COLUMNS "WHERE p.id = ?1",
         [ST_POOL_LIST_OWNED] = "SELECT " POOL_COLUMNS "WHERE s.owner = ?1 AND p.id > ?2 AND p.deleted_at IS NULL "
                                "ORDER BY p.id LIMIT ?3",
         [ST_POOL_LIST_OWNED_SUB] = "SELECT " POOL_COLUMNS "WHERE s.owner = ?1 AND p.id > ?2 AND s.name = ?4 "
@@ -225,7 +224,6 @@ static const char *const stmt_sql[_ST_MAX] = {
         [ST_POOL_SET_PORTAL] = "UPDATE pool SET portal_id = ?2 WHERE id = ?1",
         [ST_POOL_TOUCH] = "UPDATE pool SET revision = revision + 1, imported_at = ?2 WHERE id = ?1",
         [ST_POOL_SET_DELETING] = "UPDATE pool SET deleting = ?2, revision = revision + 1 WHERE id = ?1",
-        [ST_POOL_DELETE_ENTRIES] = "DELETE FROM pool_entry WHERE pool_id = ?1",
         [ST_POOL_DELETE] = "UPDATE pool SET name = name || '#' || id, deleted_at = ?2, revision = revision + 1 "
                            "WHERE id = ?1",
         [ST_PORTAL_USAGE] = "SELECT count(*), total(size) FROM pool WHERE portal_id = ?1 AND deleted_at IS NULL",
@@ -247,7 +245,7 @@ static const char *const stmt_sql[_ST_MAX] = {
                             "ORDER BY h.id LIMIT ?3",
         [ST_ENTRIES_PURGE] = "DELETE FROM pool_entry WHERE id IN (SELECT e.id FROM pool_entry e "
                              "JOIN pool p ON p.id = e.pool_id WHERE (p.deleted_at IS NOT NULL OR "
-                             "(p.portal_id IS NOT NULL AND p.source = 'list')) AND e.retired = 1 "
+                             "(p.portal_id IS NOT NULL AND p.source = 'list')) AND e.avail_at = ?3 "
                              "AND e.history_id IS NULL AND e.expires_at + p.quarantine <= ?1 LIMIT ?2)",
         [ST_AUDIT_INSERT] = "INSERT INTO portal_audit (portal_id, at, action, resource, before, after, client_addr) "
                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -424,6 +422,7 @@ static void read_pool(sqlite3_stmt *st, struct store_pool *p) {
         p->portal_id = sqlite3_column_int64(st, 30);
         p->revision = sqlite3_column_int64(st, 31);
         p->deleting = sqlite3_column_int(st, 32) != 0;
+        p->deleted = sqlite3_column_int(st, 33) != 0;
 }
 
 static const char *sqlite_error(struct store *base) {
@@ -1078,8 +1077,7 @@ static int sqlite_pool_set_deleting(struct store *base, int64_t pool_id, bool de
 }
 
 static int sqlite_pool_delete(struct store *base, int64_t pool_id, int64_t now) {
-        int r = exec_id_time(base, ST_POOL_DELETE_ENTRIES, pool_id, 0, "delete pool entries");
-        return r < 0 ? r : exec_id_time(base, ST_POOL_DELETE, pool_id, now, "delete pool");
+        return exec_id_time(base, ST_POOL_DELETE, pool_id, now, "delete pool");
 }
 
 static int sqlite_portal_usage(struct store *base, int64_t portal_id, int64_t *ret_pools, int64_t *ret_entries) {
@@ -1197,6 +1195,8 @@ static int sqlite_entries_purge(struct store *base, int64_t now, int limit, int6
                 return -EIO;
         sqlite3_bind_int64(st, 1, now);
         sqlite3_bind_int(st, 2, limit);
+        /* Retired entries, found through pool_entry_by_avail. */
+        sqlite3_bind_int64(st, 3, STORE_NEVER);
         int r = exec_stmt(s, st, "purge entries");
         if (r == 0)
                 *ret_n = sqlite3_changes64(s->db);

@@ -1,5 +1,5 @@
-/* portal add, list, rotate, revoke, check: the portals and their API keys
- * (src/portal). A key appears on stdout once, from add or rotate, and is read
+/* portal add, list, rotate, revoke, check, log: the portals, their API keys
+ * (src/portal) and what they changed through the API. A key appears on stdout once, from add or rotate, and is read
  * back only from stdin (check), never from argv: the process list shows
  * argv to every user of the host. */
 #include <errno.h>
@@ -15,7 +15,7 @@
 
 static int cmd_portal(struct ctl *ctl, int argc, char **argv);
 
-enum { CMD_ADD, CMD_LIST, CMD_ROTATE, CMD_REVOKE, CMD_CHECK, CMD_COUNT };
+enum { CMD_ADD, CMD_LIST, CMD_ROTATE, CMD_REVOKE, CMD_CHECK, CMD_LOG, CMD_COUNT };
 
 static const char add_summary[] =
         "Makes portal NAME, the owner of its subscriptions, and prints its API key, once,\n"
@@ -33,6 +33,13 @@ static const char check_summary[] =
         "Reads an API key from stdin (one line) and prints the name of its portal, or is\n"
         "refused with 'key refused' (exit 1) for any key that does not work now.";
 
+static const char log_summary[] =
+        "Prints what portal NAME changed through the portal API, oldest first: when, the\n"
+        "action (pool.create, pool.update, pool.delete, entries.add, entry.remove,\n"
+        "lease.revoke), the resource, the client's address, and (--json) the resource\n"
+        "before and after. --since TIME (epoch seconds or YYYY-MM-DDTHH:MM:SSZ): only\n"
+        "from then on.";
+
 /* One function runs them all: it knows the command by its last word. */
 const struct ctl_command ctl_portal_commands[] = {
         [CMD_ADD] = { "portal add", "NAME [--max-pools N] [--max-entries N] [--json]", add_summary, cmd_portal },
@@ -41,6 +48,7 @@ const struct ctl_command ctl_portal_commands[] = {
         [CMD_REVOKE] = { "portal revoke", "NAME [--json]", "Every API key of NAME stops working at once.",
                          cmd_portal },
         [CMD_CHECK] = { "portal check", "[--json] < KEY", check_summary, cmd_portal },
+        [CMD_LOG] = { "portal log", "NAME [--since TIME] [--json]", log_summary, cmd_portal },
         { 0 },
 };
 
@@ -52,18 +60,27 @@ struct portal_args {
         int which;
         const struct ctl_command *cmd;
         const char *name;       /* NAME, for the commands that take one */
-        int64_t max_pools, max_entries, grace;
+        int64_t max_pools, max_entries, grace, since;
 };
 
-enum { OPT_MAX_POOLS = 0x100, OPT_MAX_ENTRIES, OPT_GRACE };
+enum { OPT_MAX_POOLS = 0x100, OPT_MAX_ENTRIES, OPT_GRACE, OPT_SINCE };
 
 static int on_portal_opt(int c, const char *arg, void *userdata) {
         struct portal_args *a = userdata;
         /* getopt knows every option of the group; each belongs to one command. */
-        bool allowed = c == OPT_GRACE ? a->which == CMD_ROTATE : a->which == CMD_ADD;
+        bool allowed = c == OPT_GRACE ? a->which == CMD_ROTATE : c == OPT_SINCE ? a->which == CMD_LOG : a->which == CMD_ADD;
         if (!allowed) {
-                const char *opt = c == OPT_GRACE ? "--grace" : c == OPT_MAX_POOLS ? "--max-pools" : "--max-entries";
+                const char *opt = c == OPT_GRACE       ? "--grace"
+                                  : c == OPT_SINCE     ? "--since"
+                                  : c == OPT_MAX_POOLS ? "--max-pools"
+                                                       : "--max-entries";
                 return ctl_usage_error("%s: unknown option '%s'", a->cmd->name, opt);
+        }
+        if (c == OPT_SINCE) {
+                if (ctl_parse_time(arg, &a->since) == 0)
+                        return -1;
+                return ctl_usage_error("%s: --since: '%s' is not epoch seconds or YYYY-MM-DDTHH:MM:SSZ", a->cmd->name,
+                                       arg);
         }
         if (c == OPT_GRACE) {
                 if (wwsf_parse_duration(arg, &a->grace) == 0 && a->grace <= PORTAL_GRACE_MAX)
@@ -87,6 +104,7 @@ static int parse(struct ctl *ctl, int argc, char **argv, struct portal_args *a) 
                 { "max-pools", required_argument, NULL, OPT_MAX_POOLS },
                 { "max-entries", required_argument, NULL, OPT_MAX_ENTRIES },
                 { "grace", required_argument, NULL, OPT_GRACE },
+                { "since", required_argument, NULL, OPT_SINCE },
                 { 0 },
         };
         int which = 0;
@@ -234,6 +252,49 @@ static int check(struct ctl *ctl, int64_t now) {
         return EXIT_OK;
 }
 
+struct log_state {
+        json_t *array;
+        int rows;
+};
+
+static json_t *json_text_or_null(const char *text) {
+        json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+        return j ? j : json_null();
+}
+
+static int log_one(const struct store_audit *au, void *userdata) {
+        struct log_state *st = userdata;
+        if (st->array)
+                return json_array_append_new(st->array,
+                                             json_pack("{s:I, s:I, s:s, s:s, s:o, s:o, s:s?}", "id", (json_int_t) au->id,
+                                                       "at", (json_int_t) au->at, "action", au->action, "resource",
+                                                       au->resource, "before", json_text_or_null(au->before), "after",
+                                                       json_text_or_null(au->after), "client_addr",
+                                                       au->client_addr[0] ? au->client_addr : NULL)) < 0
+                               ? -ENOMEM
+                               : 0;
+        char t[32];
+        if (st->rows++ == 0)
+                printf("%-20s %-13s %-40s %s\n", "AT", "ACTION", "RESOURCE", "CLIENT");
+        printf("%-20s %-13s %-40s %s\n", ctl_time(au->at, t), au->action, au->resource,
+               au->client_addr[0] ? au->client_addr : "-");
+        return 0;
+}
+
+static int show_log(struct ctl *ctl, const struct portal_args *a) {
+        struct log_state st = { .array = ctl->json ? json_array() : NULL };
+        int r = portal_log(ctl->store, a->name, a->since, log_one, &st);
+        if (r < 0) {
+                json_decref(st.array);
+                return portal_error(ctl, r, a->name);
+        }
+        if (st.array)
+                ctl_print_json(st.array);
+        else if (st.rows == 0)
+                printf("portal '%s' has changed nothing%s\n", a->name, a->since ? " since then" : "");
+        return EXIT_OK;
+}
+
 static int cmd_portal(struct ctl *ctl, int argc, char **argv) {
         struct portal_args a = { 0 };
         int r = parse(ctl, argc, argv, &a);
@@ -248,6 +309,8 @@ static int cmd_portal(struct ctl *ctl, int argc, char **argv) {
                 return list(ctl, now);
         case CMD_REVOKE:
                 return revoke(ctl, &a, now);
+        case CMD_LOG:
+                return show_log(ctl, &a);
         default:
                 return check(ctl, now);
         }

@@ -11,6 +11,7 @@
 
 #include "config/pool_config.h"
 #include "lease/lease.h"
+#include "portal/portal.h"
 #include "wwsfd/daemon.h"
 #include "wwsfd/hook.h"
 #include "wwsfd/http.h"
@@ -115,6 +116,7 @@ int wwsfd_start(struct daemon_config *cfg, const struct wwsf_clock *clock, struc
         d->web_root_fd = -1;
         pthread_rwlock_init(&d->keyring_lock, NULL);
         pthread_mutex_init(&d->store_lock, NULL);
+        metrics_init(&d->metrics);
         *ret = d;
 
         enum log_level level = LOG_INFO;
@@ -258,9 +260,18 @@ void wwsfd_tick(struct wwsfd *d) {
                 if (!res.more || d->stopping)
                         break;
         }
+        /* What deletions through the portal API leave, and the answers kept
+         * for retried requests once they are a day old. */
+        int purged = 0;
+        if (lease_purge(d->engine, 1000, &purged) < 0)
+                log_warning("purge: %s", lease_engine_error(d->engine));
+        if (d->store->ops->idempotency_expire(d->store, now - PORTAL_IDEMPOTENCY_TTL) < 0)
+                log_warning("idempotency keys: %s", d->store->ops->error(d->store));
         pthread_mutex_unlock(&d->store_lock);
         if (total)
                 log_info("reclaimed %d expired leases", total);
+        if (purged)
+                log_info("purged %d entries and pools of deletions", purged);
         session_expire(d->sessions, now);
         throttle_expire(d->throttle, wwsf_monotonic_ms());
         /* A retired key drops out of the JWKS once its tokens are gone. */
@@ -315,5 +326,6 @@ void wwsfd_stop(struct wwsfd *d) {
         free(d->page_csp);
         pthread_rwlock_destroy(&d->keyring_lock);
         pthread_mutex_destroy(&d->store_lock);
+        metrics_done(&d->metrics);
         free(d);
 }

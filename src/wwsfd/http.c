@@ -42,18 +42,20 @@ void add_security_headers(struct wwsfd *d, struct MHD_Response *resp, bool html)
 }
 
 static struct MHD_Response *json_response(struct request *r, unsigned status, json_t *body) {
-        char *text = json_dumps(body, JSON_COMPACT);
-        json_decref(body);
-        if (!text)
+        struct MHD_Response *resp;
+        if (body) {
+                char *text = json_dumps(body, JSON_COMPACT);
+                json_decref(body);
+                if (!text)
+                        return NULL;
+                resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+                if (!resp) {
+                        free(text);
+                        return NULL;
+                }
+                MHD_add_response_header(resp, "Content-Type", "application/json");
+        } else if (!(resp = MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT)))
                 return NULL;
-        size_t len = strlen(text);
-        text[len] = '\0';
-        struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-        if (!resp) {
-                free(text);
-                return NULL;
-        }
-        MHD_add_response_header(resp, "Content-Type", "application/json");
         MHD_add_response_header(resp, "Cache-Control", "no-store");
         add_security_headers(r->d, resp, false);
         if (r->retry_after > 0) {
@@ -65,6 +67,12 @@ static struct MHD_Response *json_response(struct request *r, unsigned status, js
                 MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
         if (status == 405 && r->allow)
                 MHD_add_response_header(resp, "Allow", r->allow);
+        if (r->location[0])
+                MHD_add_response_header(resp, "Location", r->location);
+        if (r->etag[0])
+                MHD_add_response_header(resp, "ETag", r->etag);
+        if (status == 401 && r->bearer_challenge)
+                MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"wwsf-portal\"");
         metrics_count_status(&r->d->metrics, status);
         return resp;
 }
@@ -90,6 +98,16 @@ enum MHD_Result reply_response(struct request *r, unsigned status, struct MHD_Re
 
 enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body) {
         return queue(r, status, json_response(r, status, body));
+}
+
+json_t *error_json(struct request *r, enum wwsf_error e, const char *field, const char *detail) {
+        const struct wwsf_error_info *info = wwsf_error_info(e);
+        if (r->retry_after <= 0)
+                r->retry_after = info->retry_after;
+        json_t *body = json_pack("{s:s, s:s}", "error", info->code, "detail", detail);
+        if (body && field)
+                json_object_set_new(body, "field", json_string(field));
+        return body;
 }
 
 /* The one error body; sets the registry's Retry-After unless the handler
@@ -199,6 +217,7 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const ch
                 r->d = d;
                 r->conn = conn;
                 r->started_us = wwsf_monotonic_us();
+                r->method = method;
                 client_address(conn, r->client_addr, sizeof r->client_addr);
                 r->route = route_find(method, url, &r->allow);
                 r->method_not_allowed = !r->route && r->allow;

@@ -15,6 +15,9 @@ struct wwsfd;
 
 /* Auth endpoints take a small JSON object; nothing legitimate comes near. */
 #define AUTH_BODY_MAX (16 * 1024)
+/* The portal API: a pool of listed entries in one request (up to 100,000
+ * entries of two identities each would be more; such a pool is a range). */
+#define PORTAL_BODY_MAX (1024 * 1024)
 
 struct request {
         struct wwsfd *d;
@@ -25,10 +28,15 @@ struct request {
         size_t body_len;
         bool body_too_large;
         bool method_not_allowed;
+        const char *method;             /* libmicrohttpd's, for the request's life */
         const char *allow;              /* the Allow header of a 405 */
+        char allow_buf[64];             /* where a handler writes its Allow */
         bool suspended;
         int retry_after;                /* seconds; overrides the registry's when > 0 */
         char set_cookie[SESSION_SET_COOKIE_MAX];        /* adds Set-Cookie when not empty */
+        char location[512];             /* adds Location when not empty */
+        char etag[32];                  /* adds ETag when not empty */
+        bool bearer_challenge;          /* a 401 adds WWW-Authenticate: Bearer */
         /* Set by a job before it resumes the connection. */
         struct MHD_Response *response;
         unsigned status;
@@ -40,6 +48,7 @@ typedef enum MHD_Result (*route_fn)(struct request *r, const char *url);
 struct route {
         const char *method;
         const char *path;       /* exact, or a prefix when it ends with '/' */
+        /* method "*": any method, the handler answers 405 itself */
         route_fn handler;
         size_t body_max;        /* 0: no body accepted */
 };
@@ -49,7 +58,7 @@ struct route {
 const struct route *route_find(const char *method, const char *url, const char **ret_allow);
 
 /* Replies from the HTTP thread. Each queues the response and counts it. */
-enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body);   /* body consumed */
+enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body);   /* body consumed; NULL: none */
 enum MHD_Result reply_error(struct request *r, enum wwsf_error e, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* Queues resp (consumed; NULL = out of memory) with its type, cache policy
@@ -72,6 +81,11 @@ void request_finish_with(struct request *r, unsigned status, struct MHD_Response
 
 const char *request_header(struct request *r, const char *name);
 const char *request_cookie(struct request *r, const char *name);
+/* The error body of the registry's code e: {"error", "detail"}, and "field"
+ * when field is not NULL; sets the registry's Retry-After unless the
+ * request has one. */
+json_t *error_json(struct request *r, enum wwsf_error e, const char *field, const char *detail);
+
 /* The body as a JSON object (json_loadb flags; Content-Type must be
  * application/json), or NULL with a reply queued in *ret_result. */
 json_t *request_json_body(struct request *r, size_t flags, enum MHD_Result *ret_result);

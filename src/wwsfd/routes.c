@@ -14,6 +14,8 @@ static const struct route routes[] = {
         { "GET", "/.well-known/jwks.json", api_jwks, 0 },
         { "GET", "/healthz", api_healthz, 0 },
         { "GET", "/metrics", api_metrics, 0 },
+        { "GET", "/api/v1/openapi.json", api_openapi, 0 },
+        { "*", "/api/v1/portal/", api_portal, PORTAL_BODY_MAX },
         { "GET", "/", api_static, 0 },  /* everything else: files under web_root */
 };
 
@@ -32,7 +34,7 @@ const struct route *route_find(const char *method, const char *url, const char *
                         if (strcmp(rt->method, m) == 0)
                                 return rt;
                         *ret_allow = strcmp(rt->method, "GET") == 0 ? "GET, HEAD" : rt->method;
-                } else if (strcmp(rt->method, m) == 0 && !prefix)
+                } else if ((strcmp(rt->method, m) == 0 || strcmp(rt->method, "*") == 0) && !prefix)
                         prefix = rt;
         }
         return *ret_allow ? NULL : prefix;

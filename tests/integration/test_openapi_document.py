@@ -13,6 +13,7 @@ needed once). Skipped (exit 77) without node and npm."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,63 +21,9 @@ import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.environ.get("WWSF_SOURCE_ROOT") or os.path.dirname(os.path.dirname(HERE))
-BUILD = os.environ.get("WWSF_BUILD_ROOT") or os.path.join(ROOT, "build")
-VALIDATOR_DIR = os.path.join(ROOT, "tests", "openapi")
-DOCUMENT = os.path.join(ROOT, "docs", "openapi.json")
-NPM_DIR = os.path.join(BUILD, "tests", "openapi", "npm")
-
-# The portal API: path -> its methods.
-ROUTES = {
-    "/api/v1/openapi.json": {"get"},
-    "/api/v1/portal/subscriptions": {"get"},
-    "/api/v1/portal/subscriptions/{name}": {"get"},
-    "/api/v1/portal/pools": {"get", "post"},
-    "/api/v1/portal/pools/{id}": {"get", "patch", "delete"},
-    "/api/v1/portal/pools/{id}/entries": {"get", "post"},
-    "/api/v1/portal/pools/{id}/entries/{impu}": {"delete"},
-    "/api/v1/portal/pools/{id}/leases": {"get"},
-    "/api/v1/portal/leases/{id}": {"get", "delete"},
-    "/api/v1/portal/pools/{id}/stats": {"get"},
-    "/api/v1/portal/audit": {"get"},
-}
-HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-
-
-def missing_tools():
-    return [tool for tool in ("node", "npm") if not shutil.which(tool)]
-
-
-def install_validator():
-    """npm ci of tests/openapi's lock file into NPM_DIR when it is stale, and
-    validate.mjs beside it (its imports resolve from where it lies); returns
-    the path of that copy of validate.mjs."""
-    os.makedirs(NPM_DIR, exist_ok=True)
-    stamp = os.path.join(NPM_DIR, "node_modules", ".package-lock.json")
-    stale = not os.path.exists(stamp)
-    for name in ("package.json", "package-lock.json"):
-        with open(os.path.join(VALIDATOR_DIR, name), "rb") as f:
-            data = f.read()
-        dst = os.path.join(NPM_DIR, name)
-        old = None
-        if os.path.exists(dst):
-            with open(dst, "rb") as f:
-                old = f.read()
-        if old != data:
-            with open(dst, "wb") as f:
-                f.write(data)
-            stale = True
-    if stale:
-        sys.stderr.write("installing the OpenAPI validator (tests/openapi/package-lock.json) into %s\n" % NPM_DIR)
-        p = subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline",
-                            "--loglevel=error"], cwd=NPM_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           encoding="utf-8", errors="replace")
-        if p.returncode != 0:
-            raise AssertionError("npm ci in %s failed:\n%s" % (NPM_DIR, p.stdout))
-    script = os.path.join(NPM_DIR, "validate.mjs")
-    shutil.copyfile(os.path.join(VALIDATOR_DIR, "validate.mjs"), script)
-    return script
-
+sys.path.insert(0, HERE)
+from openapi_tools import (DOCUMENT, HTTP_METHODS, ROOT, ROUTES, install_validator,  # noqa: E402
+                           missing_tools)
 
 class Run:
     def __init__(self, args, p):
@@ -130,6 +77,24 @@ class OpenApiDocument(unittest.TestCase):
         r = self.validate("routes", DOCUMENT)
         self.assertEqual(r.rc, 0, str(r))
         self.assertEqual(r.out.splitlines(), want, "validate.mjs routes")
+
+    def test_the_servers_routes_are_the_documents(self):
+        """The operations wwsfd serves (the table of src/wwsfd/api/portal.c
+        and the document's own route in routes.c) are exactly the
+        document's: none missing there, none missing here."""
+        served = set()
+        with open(os.path.join(ROOT, "src", "wwsfd", "api", "portal.c"), encoding="utf-8") as f:
+            for m in re.finditer(r'\{ "(GET|POST|PATCH|DELETE|PUT)", "(/api/v1/portal/[^"]*)", op_', f.read()):
+                served.add("%s %s" % (m.group(1), m.group(2)))
+        with open(os.path.join(ROOT, "src", "wwsfd", "routes.c"), encoding="utf-8") as f:
+            for m in re.finditer(r'\{ "(GET|POST)", "(/api/v1/openapi\.json)"', f.read()):
+                served.add("%s %s" % (m.group(1), m.group(2)))
+        self.assertGreater(len(served), 10, "the route table was not found")
+        doc = load_document()
+        documented = {"%s %s" % (m.upper(), path) for path, item in doc["paths"].items()
+                      for m in set(item) & HTTP_METHODS}
+        self.assertEqual(served - documented, set(), "served but not in docs/openapi.json")
+        self.assertEqual(documented - served, set(), "in docs/openapi.json but not served")
 
     def test_every_request_but_the_document_needs_the_key(self):
         doc = load_document()

@@ -12,3 +12,5 @@ enum MHD_Result api_jwks(struct request *r, const char *url);          /* jwks.c
 enum MHD_Result api_healthz(struct request *r, const char *url);       /* health.c */
 enum MHD_Result api_metrics(struct request *r, const char *url);       /* metrics.c */
 enum MHD_Result api_static(struct request *r, const char *url);        /* static.c */
+enum MHD_Result api_portal(struct request *r, const char *url);        /* portal.c: /api/v1/portal/... */
+enum MHD_Result api_openapi(struct request *r, const char *url);       /* openapi.c */

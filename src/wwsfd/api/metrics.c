@@ -90,6 +90,25 @@ enum MHD_Result api_metrics(struct request *r, const char *url) {
                    "# TYPE wwsf_http_errors_total counter\n"
                    "wwsf_http_errors_total{class=\"4xx\"} %" PRIu64 "\nwwsf_http_errors_total{class=\"5xx\"} %" PRIu64 "\n",
                (uint64_t) m->responses_4xx, (uint64_t) m->responses_5xx);
+        append(&t, "# HELP wwsf_portal_requests_total Portal API requests by portal, kind and outcome.\n"
+                   "# TYPE wwsf_portal_requests_total counter\n");
+        size_t np = m->n_portals;
+        for (size_t i = 0; i <= METRICS_PORTALS_MAX; i++) {
+                if (i >= np && i != METRICS_PORTALS_MAX)
+                        continue;
+                struct metrics_portal *p = &m->portals[i];
+                uint64_t reads = p->reads, writes = p->writes;
+                if (i == METRICS_PORTALS_MAX && !reads && !writes)
+                        continue;
+                append(&t, "wwsf_portal_requests_total{portal=\"%s\",kind=\"read\"} %" PRIu64 "\n", p->name, reads);
+                append(&t, "wwsf_portal_requests_total{portal=\"%s\",kind=\"write\"} %" PRIu64 "\n", p->name, writes);
+                append(&t, "wwsf_portal_requests_total{portal=\"%s\",kind=\"4xx\"} %" PRIu64 "\n", p->name,
+                       (uint64_t) p->responses_4xx);
+                append(&t, "wwsf_portal_requests_total{portal=\"%s\",kind=\"5xx\"} %" PRIu64 "\n", p->name,
+                       (uint64_t) p->responses_5xx);
+                append(&t, "wwsf_portal_requests_total{portal=\"%s\",kind=\"throttled\"} %" PRIu64 "\n", p->name,
+                       (uint64_t) p->throttled);
+        }
         histogram_text(&t, "wwsf_hook_latency_seconds", "Eligibility hook answer time.", &m->hook_latency);
         histogram_text(&t, "wwsf_ldap_latency_seconds", "LDAP login time.", &m->ldap_latency);
         append(&t, "# HELP wwsf_pool_impus IMPUs of each pool by state.\n# TYPE wwsf_pool_impus gauge\n");
