@@ -517,6 +517,12 @@ static int reclaim_locked(struct lease_engine *e, int max_count, int max_ms, int
         }
         if (rs.n == max_count)
                 res->more = true;
+        /* The pools' kept counts move up to now with the reclaim, so that
+         * reading them has only what ends after now to add. */
+        if ((r = e->ops->pool_counts_advance(e->store, now)) < 0) {
+                r = store_fail(e, r, "advance pool counts");
+                goto out;
+        }
         r = 0;
 out:
         free(rs.batch);
@@ -704,7 +710,6 @@ struct pools_state {
         void *userdata;
         int error;
         bool found;
-        bool busy_only;
 };
 
 static int pool_stats_one(const struct store_pool *p, void *userdata) {
@@ -713,8 +718,7 @@ static int pool_stats_one(const struct store_pool *p, void *userdata) {
                 return 0;
         ps->found = true;
         struct store_counts c;
-        int r = ps->busy_only ? ps->e->ops->pool_busy(ps->e->store, p->id, ps->now, &c)
-                              : ps->e->ops->pool_counts(ps->e->store, p->id, ps->now, &c);
+        int r = ps->e->ops->pool_counts(ps->e->store, p->id, ps->now, &c);
         if (r < 0) {
                 ps->error = store_fail(ps->e, r, "count entries");
                 return 1;
@@ -731,9 +735,9 @@ static int pool_stats_one(const struct store_pool *p, void *userdata) {
         return ps->cb ? ps->cb(&s, ps->userdata) : 0;
 }
 
-static int pools(struct lease_engine *e, const char *pool, bool busy_only, lease_pool_cb cb, void *userdata) {
+int lease_pools(struct lease_engine *e, const char *pool, lease_pool_cb cb, void *userdata) {
         struct pools_state ps = { .e = e, .only = pool, .now = wwsf_clock_now(e->clock), .cb = cb,
-                                  .userdata = userdata, .busy_only = busy_only };
+                                  .userdata = userdata };
         int r = e->ops->pool_list(e->store, pool_stats_one, &ps);
         if (r < 0)
                 return store_fail(e, r, "list pools");
@@ -742,14 +746,6 @@ static int pools(struct lease_engine *e, const char *pool, bool busy_only, lease
         if (pool && !ps.found)
                 return fail(e, -ENOENT, "unknown pool '%s'", pool);
         return r;
-}
-
-int lease_pools(struct lease_engine *e, const char *pool, lease_pool_cb cb, void *userdata) {
-        return pools(e, pool, false, cb, userdata);
-}
-
-int lease_pools_busy(struct lease_engine *e, lease_pool_cb cb, void *userdata) {
-        return pools(e, NULL, true, cb, userdata);
 }
 
 int lease_audit(struct lease_engine *e, const char *impu, int64_t at, store_history_cb cb, void *userdata) {

@@ -130,11 +130,9 @@ struct lease_pool_stats {
 
 typedef int (*lease_pool_cb)(const struct lease_pool_stats *s, void *userdata);
 
+/* Each pool's counts by state (pool == NULL: all pools), from the counts
+ * kept with the pool: a time that does not grow with the pool's size. */
 int lease_pools(struct lease_engine *e, const char *pool, lease_pool_cb cb, void *userdata);
-/* The same for every pool with leased, quarantine and free only
- * (materialised and retired -1), in time proportional to the busy entries
- * rather than to every entry ever materialised: for /metrics. */
-int lease_pools_busy(struct lease_engine *e, lease_pool_cb cb, void *userdata);
 
 /* Leases of impu, newest first; with at >= 0, those live at that time. */
 int lease_audit(struct lease_engine *e, const char *impu, int64_t at, store_history_cb cb, void *userdata);

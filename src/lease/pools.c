@@ -294,7 +294,7 @@ static int delete_locked(struct lease_engine *e, struct delete_args *a) {
         if (r < 0)
                 return r;
         struct store_counts busy;
-        if ((r = e->ops->pool_busy(e->store, p.id, a->now, &busy)) < 0)
+        if ((r = e->ops->pool_counts(e->store, p.id, a->now, &busy)) < 0)
                 return store_fail(e, r, "count leases");
         if (busy.leased > 0 && a->how == LEASE_DELETE_IDLE)
                 return fail(e, -ENOTEMPTY,
@@ -430,7 +430,7 @@ static int purge_locked(struct lease_engine *e, struct purge_state *ps, int limi
                 struct store_pool p;
                 struct store_counts busy;
                 if ((r = e->ops->pool_get_by_id(e->store, ps->ids[i], &p)) < 0 ||
-                    (r = e->ops->pool_busy(e->store, p.id, ps->now, &busy)) < 0)
+                    (r = e->ops->pool_counts(e->store, p.id, ps->now, &busy)) < 0)
                         return store_fail(e, r, "read pool");
                 if (busy.leased == 0) {
                         if ((r = delete_now(e, &p, ps->now)) < 0)

@@ -194,10 +194,14 @@ struct store_ops {
         int (*pool_get)(struct store *s, const char *name, struct store_pool *ret);
         int (*pool_list)(struct store *s, store_pool_cb cb, void *userdata);
         int (*pool_set_next_index)(struct store *s, int64_t pool_id, int64_t next_index);
+        /* The pool's counts at now, from the counts kept with the pool: a
+         * time independent of the pool's size (it grows only with the
+         * entries whose lease or quarantine ended since the counts were last
+         * moved forward). -ENOENT for no such pool. */
         int (*pool_counts)(struct store *s, int64_t pool_id, int64_t now, struct store_counts *ret);
-        /* leased and quarantine only (materialised and retired -1), in time
-         * proportional to them. */
-        int (*pool_busy)(struct store *s, int64_t pool_id, int64_t now, struct store_counts *ret);
+        /* Moves every pool's kept counts forward to now, so that
+         * pool_counts() has little to add; a write (the reclaim's). */
+        int (*pool_counts_advance)(struct store *s, int64_t now);
 
         int (*entry_by_impu)(struct store *s, const char *impu, struct store_entry *ret);
         /* The holder's entry in the pool with expires_at > now (live), or else
@@ -289,7 +293,8 @@ struct store_ops {
         /* Copies the WAL into the database without waiting for readers. */
         int (*checkpoint)(struct store *s);
 
-        /* "ok", or what an integrity check found. */
+        /* "ok", or what an integrity check found: the database's own, and
+         * every pool's kept counts against a scan of its entries. */
         int (*check)(struct store *s, char *buf, size_t size);
 };
 

@@ -23,7 +23,8 @@ enum stmt_id {
         ST_POOL_LIST,
         ST_POOL_SET_NEXT,
         ST_POOL_COUNTS,
-        ST_POOL_BUSY,
+        ST_POOL_COUNTS_ADVANCE,
+        ST_POOL_COUNTS_CHECK,
         ST_ENTRY_BY_IMPU,
         ST_ENTRY_LIVE_BY_HOLDER,
         ST_ENTRY_QUARANTINE_BY_HOLDER,
@@ -125,9 +126,9 @@ static const char *const stmt_sql[_ST_MAX] = {
                 "INSERT INTO pool (name, subscription_id, kind, lease_ttl, quarantine, max_per_holder, source, "
                 "size, impu_template, impu_prefix, impu_suffix, impu_start, impu_width, impu_regex, "
                 "impi_template, impi_prefix, impi_suffix, impi_start, impi_width, shared_impi, token_length, "
-                "token_alphabet, source_file, imported_at, created_at) "
+                "token_alphabet, source_file, imported_at, created_at, counted_at) "
                 "VALUES (?1, (SELECT id FROM subscription WHERE name = ?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?24) "
+                "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?24, ?24) "
                 "ON CONFLICT (name) DO UPDATE SET subscription_id = excluded.subscription_id, "
                 "kind = excluded.kind, lease_ttl = excluded.lease_ttl, quarantine = excluded.quarantine, "
                 "max_per_holder = excluded.max_per_holder, source = excluded.source, size = excluded.size, "
@@ -156,17 +157,36 @@ static const char *const stmt_sql[_ST_MAX] = {
         [ST_POOL_GET] = "SELECT " POOL_COLUMNS "WHERE p.name = ?1",
         [ST_POOL_LIST] = "SELECT " POOL_COLUMNS "WHERE p.deleted_at IS NULL ORDER BY p.name",
         [ST_POOL_SET_NEXT] = "UPDATE pool SET next_index = ?2 WHERE id = ?1",
-        [ST_POOL_COUNTS] = "SELECT count(*), total(expires_at > ?2 AND retired = 0), "
-                           "total(expires_at <= ?2 AND avail_at > ?2 AND retired = 0), total(retired) "
-                           "FROM pool_entry WHERE pool_id = ?1",
-        /* Leased and quarantined entries only: both have avail_at > now
-         * (avail_at is the lease's end plus the quarantine, or never for a
-         * retired entry), so the range of pool_entry_by_avail past now holds
-         * them all, and the count costs what is busy, not what was ever
-         * materialised (10^7 rows in a large pool). */
-        /* The columns of ST_POOL_COUNTS, -1 for those it does not count. */
-        [ST_POOL_BUSY] = "SELECT -1, total(expires_at > ?2 AND retired = 0), total(expires_at <= ?2 AND retired = 0), -1 "
-                         "FROM pool_entry INDEXED BY pool_entry_by_avail WHERE pool_id = ?1 AND avail_at > ?2",
+        /* The pool's counts (sql/0004-pool-counts.sql) hold for counted_at;
+         * the two range counts add what changed state between then and ?2,
+         * in either direction, and cost only that. Columns: materialised,
+         * retired, the leases and the leases or quarantines ongoing at
+         * counted_at, counted_at, and the two range counts. */
+        [ST_POOL_COUNTS] =
+                "SELECT p.n_entries, p.n_retired, p.n_expires_after, p.n_avail_after, p.counted_at, "
+                "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_by_expiry WHERE pool_id = p.id "
+                "AND retired = 0 AND expires_at > min(p.counted_at, ?2) AND expires_at <= max(p.counted_at, ?2)), "
+                "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_by_avail WHERE pool_id = p.id "
+                "AND avail_at > min(p.counted_at, ?2) AND avail_at <= max(p.counted_at, ?2) AND retired = 0) "
+                "FROM pool p WHERE p.id = ?1",
+        /* Moves every pool's counts forward to ?1 (never back). */
+        [ST_POOL_COUNTS_ADVANCE] =
+                "UPDATE pool SET n_expires_after = n_expires_after - "
+                "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_by_expiry WHERE pool_id = pool.id "
+                "AND retired = 0 AND expires_at > pool.counted_at AND expires_at <= ?1), "
+                "n_avail_after = n_avail_after - "
+                "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_by_avail WHERE pool_id = pool.id "
+                "AND avail_at > pool.counted_at AND avail_at <= ?1 AND retired = 0), "
+                "counted_at = ?1 WHERE counted_at < ?1",
+        /* The pools whose counts a scan of their entries contradicts. */
+        [ST_POOL_COUNTS_CHECK] =
+                "SELECT p.name, p.n_entries, c.n, p.n_retired, c.r, p.n_expires_after, c.e, p.n_avail_after, c.a "
+                "FROM pool p JOIN (SELECT q.id AS id, count(e.id) AS n, total(e.retired != 0) AS r, "
+                "total(e.retired = 0 AND e.expires_at > q.counted_at) AS e, "
+                "total(e.retired = 0 AND e.avail_at > q.counted_at) AS a "
+                "FROM pool q LEFT JOIN pool_entry e ON e.pool_id = q.id GROUP BY q.id) c ON c.id = p.id "
+                "WHERE p.n_entries != c.n OR p.n_retired != c.r OR p.n_expires_after != c.e "
+                "OR p.n_avail_after != c.a ORDER BY p.name",
         [ST_ENTRY_BY_IMPU] = "SELECT " ENTRY_COLUMNS "WHERE e.impu = ?1",
         [ST_ENTRY_LIVE_BY_HOLDER] = "SELECT " ENTRY_COLUMNS_BY_HOLDER "WHERE e.pool_id = ?1 AND e.holder = ?2 "
                                     "AND e.expires_at > ?3 ORDER BY e.expires_at DESC LIMIT 1",
@@ -569,32 +589,38 @@ static int sqlite_pool_set_next_index(struct store *base, int64_t pool_id, int64
         return exec_stmt(s, st, "pool cursor");
 }
 
-/* ST_POOL_COUNTS or ST_POOL_BUSY, which give the same columns. */
-static int pool_counts_query(struct store *base, enum stmt_id id, int64_t pool_id, int64_t now, struct store_counts *ret) {
+static int sqlite_pool_counts(struct store *base, int64_t pool_id, int64_t now, struct store_counts *ret) {
         struct store_sqlite *s = SELF(base);
-        sqlite3_stmt *st = stmt(s, id);
+        sqlite3_stmt *st = stmt(s, ST_POOL_COUNTS);
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, pool_id);
         sqlite3_bind_int64(st, 2, now);
         int rc = sqlite3_step(st), r = 0;
         if (rc == SQLITE_ROW) {
+                int64_t counted_at = sqlite3_column_int64(st, 4);
+                /* Forward in time the leases and quarantines that ended since
+                 * counted_at leave the counts; back in time they return. */
+                int64_t sign = now >= counted_at ? -1 : 1;
+                int64_t leases = sqlite3_column_int64(st, 2) + sign * sqlite3_column_int64(st, 5);
+                int64_t busy = sqlite3_column_int64(st, 3) + sign * sqlite3_column_int64(st, 6);
                 ret->materialised = sqlite3_column_int64(st, 0);
-                ret->leased = sqlite3_column_int64(st, 1);
-                ret->quarantine = sqlite3_column_int64(st, 2);
-                ret->retired = sqlite3_column_int64(st, 3);
+                ret->retired = sqlite3_column_int64(st, 1);
+                ret->leased = leases;
+                ret->quarantine = busy - leases;
         } else
-                r = fail(s, rc, "pool counts");
+                r = rc == SQLITE_DONE ? -ENOENT : fail(s, rc, "pool counts");
         sqlite3_reset(st);
         return r;
 }
 
-static int sqlite_pool_counts(struct store *base, int64_t pool_id, int64_t now, struct store_counts *ret) {
-        return pool_counts_query(base, ST_POOL_COUNTS, pool_id, now, ret);
-}
-
-static int sqlite_pool_busy(struct store *base, int64_t pool_id, int64_t now, struct store_counts *ret) {
-        return pool_counts_query(base, ST_POOL_BUSY, pool_id, now, ret);
+static int sqlite_pool_counts_advance(struct store *base, int64_t now) {
+        struct store_sqlite *s = SELF(base);
+        sqlite3_stmt *st = stmt(s, ST_POOL_COUNTS_ADVANCE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, now);
+        return exec_stmt(s, st, "advance pool counts");
 }
 
 static int sqlite_entry_by_impu(struct store *base, const char *impu, struct store_entry *ret) {
@@ -713,7 +739,7 @@ static const struct {
         { ST_ENTRY_FIRST_AVAILABLE, "pool_entry_by_avail" },
         { ST_ENTRY_UPDATE, NULL },
         { ST_ENTRIES_EXPIRED, "pool_entry_open_by_expiry" },
-        { ST_POOL_BUSY, "pool_entry_by_avail" },
+        { ST_POOL_COUNTS, "pool_entry_by_expiry" },
         { ST_HISTORY_LIST_AT, "lease_history_by_impu" },
         /* Every request of a portal authenticates its key. */
         { ST_PORTAL_KEY_GET, "(key_id=?)" },
@@ -1313,6 +1339,28 @@ static int sqlite_check(struct store *base, char *buf, size_t size) {
         }
         int r = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : fail(s, rc, "integrity check");
         sqlite3_finalize(st);
+        if (r < 0 || strcmp(buf, "ok") != 0)
+                return r;
+        /* The pools' counts against a scan of their entries. */
+        if (!(st = stmt(s, ST_POOL_COUNTS_CHECK)))
+                return -EIO;
+        used = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && used + 1 < size) {
+                int n = snprintf(buf + used, size - used,
+                                 "%spool %s: counts (entries %lld, retired %lld, leased %lld, busy %lld) "
+                                 "but its entries say (%lld, %lld, %lld, %lld)",
+                                 used ? "; " : "", sqlite3_column_text(st, 0),
+                                 (long long) sqlite3_column_int64(st, 1), (long long) sqlite3_column_int64(st, 3),
+                                 (long long) sqlite3_column_int64(st, 5), (long long) sqlite3_column_int64(st, 7),
+                                 (long long) sqlite3_column_int64(st, 2), (long long) sqlite3_column_int64(st, 4),
+                                 (long long) sqlite3_column_int64(st, 6), (long long) sqlite3_column_int64(st, 8));
+                used += n > 0 ? (size_t) n : 0;
+        }
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+                r = fail(s, rc, "pool counts check");
+        else if (used == 0)
+                snprintf(buf, size, "ok");
+        sqlite3_reset(st);
         return r;
 }
 
@@ -1340,7 +1388,7 @@ static const struct store_ops sqlite_ops = {
         .pool_list = sqlite_pool_list,
         .pool_set_next_index = sqlite_pool_set_next_index,
         .pool_counts = sqlite_pool_counts,
-        .pool_busy = sqlite_pool_busy,
+        .pool_counts_advance = sqlite_pool_counts_advance,
         .entry_by_impu = sqlite_entry_by_impu,
         .entry_by_holder = sqlite_entry_by_holder,
         .entry_count_live = sqlite_entry_count_live,

@@ -145,7 +145,14 @@ class PortalTestCase(f.WwsfdTestCase):
         for name in ("acme", "globex"):
             p.add_portal(name)
         s.start()
+        self.addCleanup(self.check_store, p)
         return p
+
+    def check_store(self, p):
+        """db check after the test: the store's integrity, and the counts kept
+        with each pool against a scan of its entries."""
+        r = p.ctl("db", "check")
+        self.assertEqual((r.rc, r.out.strip()), (0, "ok"), str(r))
 
     def created(self, p, body, portal="acme"):
         """Creates a pool and returns its answer (201 asserted)."""

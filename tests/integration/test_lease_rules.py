@@ -37,6 +37,26 @@ class LeaseRules(t.TempDirTestCase):
         self.c = self.ctl(now=T0)
         self.c.import_(t.write_lines(self.path("rules.ini"), rules_config()))
 
+    def tearDown(self):
+        # The counts kept with each pool (sql/0004-pool-counts.sql), which
+        # `pool list` shows, against each entry's own state, at times on both
+        # sides of what the test did, forward and back again; and db check,
+        # which compares them with a scan.
+        try:
+            for at in (T0 + 10 * (TTL + HOLD), T0, T0 + TTL + 1, T0 + TTL + HOLD + 1, T0 + 2000, T0 - 1):
+                counts = {}
+                for e in self.c.json("lease", "list", now=at):
+                    c = counts.setdefault(e["pool"], {"leased": 0, "quarantine": 0})
+                    if e["state"] in c:
+                        c[e["state"]] += 1
+                for p in self.c.json("pool", "list", now=at):
+                    c = counts.get(p["pool"], {"leased": 0, "quarantine": 0})
+                    self.assertEqual((p["leased"], p["quarantined"]), (c["leased"], c["quarantine"]),
+                                     "pool %s at %d" % (p["pool"], at))
+            self.assertEqual(self.c.ok("db", "check").out.strip(), "ok")
+        finally:
+            super().tearDown()
+
     def acquire(self, pool, holder, at, *extra):
         return self.c.acquire(pool, holder, *extra, now=at)
 

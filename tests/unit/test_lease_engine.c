@@ -606,18 +606,22 @@ static void test_batch(void **state) {
         store_close(other);
 }
 
-/* lease_pools_busy() (the /metrics path, counting through the avail_at
- * index) agrees with lease_pools() (a scan of every entry) on leased,
+/* lease_pools() (the counts kept with each pool, sql/0004-pool-counts.sql)
+ * agrees with a scan of every entry's state (lease_list()) on leased,
  * quarantine and free, through random acquisitions, renewals, releases,
- * revocations, reclaims and clock moves. */
-struct busy_counts {
+ * revocations, reclaims (which move the kept counts forward) and clock moves
+ * forward and back; and the store's check finds the kept counts true. */
+struct state_counts {
         int64_t leased[3], quarantine[3], free[3];
         int n;
 };
 
+static const char *const count_pools[] = { "range", "trio", "wild" };      /* pool_list()'s name order */
+
 static int collect_counts(const struct lease_pool_stats *s, void *userdata) {
-        struct busy_counts *c = userdata;
+        struct state_counts *c = userdata;
         assert_true(c->n < 3);
+        assert_string_equal(s->pool.def.name, count_pools[c->n]);
         c->leased[c->n] = s->leased;
         c->quarantine[c->n] = s->quarantine;
         c->free[c->n] = s->free;
@@ -625,19 +629,32 @@ static int collect_counts(const struct lease_pool_stats *s, void *userdata) {
         return 0;
 }
 
-static void test_busy_counts_agree(void **state) {
+static int scan_counts(const struct lease *l, void *userdata) {
+        struct state_counts *c = userdata;
+        int i = 0;
+        while (i < 3 && strcmp(count_pools[i], l->pool) != 0)
+                i++;
+        assert_true(i < 3);
+        if (l->state == LEASE_STATE_LEASED)
+                c->leased[i]++;
+        else if (l->state == LEASE_STATE_QUARANTINE)
+                c->quarantine[i]++;
+        return 0;
+}
+
+static void test_kept_counts_agree(void **state) {
         struct fixture *fx = *state;
-        const char *pools[] = { "trio", "range", "wild" };
         struct lease held[64];
         int n_held = 0;
-        unsigned seed = 20261127;
-        for (int step = 0; step < 400; step++) {
-                int op = rand_r(&seed) % 6;
+        unsigned seed = 20261207;
+        int moves_back = 0;
+        for (int step = 0; step < 500; step++) {
+                int op = rand_r(&seed) % 7;
                 if (op <= 1 && n_held < 64) {
                         char holder[32];
                         snprintf(holder, sizeof holder, "h%d", rand_r(&seed) % 12);
                         struct lease l;
-                        if (lease_acquire(fx->engine, pools[rand_r(&seed) % 3], holder, NULL, 0, &l, NULL) == 0)
+                        if (lease_acquire(fx->engine, count_pools[rand_r(&seed) % 3], holder, NULL, 0, &l, NULL) == 0)
                                 held[n_held++] = l;
                 } else if (op == 2 && n_held) {
                         struct lease *l = &held[rand_r(&seed) % n_held];
@@ -650,22 +667,51 @@ static void test_busy_counts_agree(void **state) {
                         int k = rand_r(&seed) % n_held;
                         (void) lease_revoke(fx->engine, held[k].impu, NULL);
                         held[k] = held[--n_held];
+                } else if (op == 5) {
+                        /* Back in time, as `wwsfctl --now` may go: the counts
+                         * read then add back what ended in between. */
+                        int64_t back = rand_r(&seed) % 600;
+                        fx->now -= back;
+                        moves_back += back > 0;
                 } else {
-                        fx->now += rand_r(&seed) % 120;
-                        struct lease_reclaim_result rr;
-                        assert_int_equal(lease_reclaim_batch(fx->engine, 100, 1000, &rr) < 0, 0);
+                        fx->now += rand_r(&seed) % 900;
+                        if (rand_r(&seed) % 2) {
+                                struct lease_reclaim_result rr;
+                                assert_int_equal(lease_reclaim_batch(fx->engine, 100, 1000, &rr) < 0, 0);
+                        }
                 }
-                struct busy_counts full = { 0 }, busy = { 0 };
-                assert_int_equal(lease_pools(fx->engine, NULL, collect_counts, &full) < 0, 0);
-                assert_int_equal(lease_pools_busy(fx->engine, collect_counts, &busy) < 0, 0);
-                assert_int_equal(full.n, 3);
-                assert_int_equal(busy.n, 3);
+                struct state_counts kept = { 0 }, scan = { 0 };
+                assert_int_equal(lease_pools(fx->engine, NULL, collect_counts, &kept) < 0, 0);
+                assert_int_equal(lease_list(fx->engine, NULL, scan_counts, &scan) < 0, 0);
+                assert_int_equal(kept.n, 3);
                 for (int i = 0; i < 3; i++) {
-                        assert_int_equal(busy.leased[i], full.leased[i]);
-                        assert_int_equal(busy.quarantine[i], full.quarantine[i]);
-                        assert_int_equal(busy.free[i], full.free[i]);
+                        assert_int_equal(kept.leased[i], scan.leased[i]);
+                        assert_int_equal(kept.quarantine[i], scan.quarantine[i]);
+                }
+                if (step % 50 == 0) {
+                        char verdict[512];
+                        assert_int_equal(fx->store->ops->check(fx->store, verdict, sizeof verdict), 0);
+                        assert_string_equal(verdict, "ok");
                 }
         }
+        assert_true(moves_back > 10);
+}
+
+/* The store's check finds kept counts that a write behind the triggers'
+ * back made wrong. */
+static void test_check_finds_wrong_counts(void **state) {
+        struct fixture *fx = *state;
+        char verdict[512];
+        assert_int_equal(fx->store->ops->check(fx->store, verdict, sizeof verdict), 0);
+        assert_string_equal(verdict, "ok");
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "UPDATE pool SET n_expires_after = n_expires_after + 1 WHERE name = 'trio'",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(fx->store->ops->check(fx->store, verdict, sizeof verdict), 0);
+        assert_non_null(strstr(verdict, "pool trio: counts"));
 }
 
 static void test_query_plans(void **state) {
@@ -698,7 +744,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_template_change_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_schema_newer_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_busy_counts_agree, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_kept_counts_agree, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_check_finds_wrong_counts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,7 +113,7 @@ enum MHD_Result api_metrics(struct request *r, const char *url) {
         histogram_text(&t, "wwsf_ldap_latency_seconds", "LDAP login time.", &m->ldap_latency);
         append(&t, "# HELP wwsf_pool_impus IMPUs of each pool by state.\n# TYPE wwsf_pool_impus gauge\n");
         pthread_mutex_lock(&d->store_lock);
-        int q = lease_pools_busy(d->engine, pool_metrics, &t);
+        int q = lease_pools(d->engine, NULL, pool_metrics, &t);
         pthread_mutex_unlock(&d->store_lock);
         if (q < 0)
                 log_warning("metrics: %s", lease_engine_error(d->engine));
