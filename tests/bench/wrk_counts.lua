@@ -8,6 +8,9 @@
 --   healthz    GET /healthz                      (200 = success)
 --   anonymous  POST /api/v1/anonymous, a name and an email as evidence
 --   login      POST /api/v1/login as alice       (WRK_LOGIN_USER, WRK_LOGIN_PASSWORD)
+--   get        GET $WRK_PATH with Authorization: Bearer $WRK_BEARER (200 = success)
+--   entries    POST $WRK_PATH (a portal pool's entries) with Bearer $WRK_BEARER,
+--              one new entry sip:wN-M@$WRK_DOMAIN per request (200 = success)
 -- For anonymous and login a success is a 200 whose body carries a token.
 -- WRK_CLOSE=1 in the environment: every request says Connection: close, so
 -- each one costs a new TCP connection and TLS handshake.
@@ -30,6 +33,7 @@ end
 
 local req
 local need_token = false
+local entries = nil
 counts = {}
 codes = {}
 good_at = {}    -- successes per second (os.time()), for the rate before a failure
@@ -60,12 +64,26 @@ function init(args)
       local password = os.getenv("WRK_LOGIN_PASSWORD") or "alice-secret"
       req = wrk.format("POST", "/api/v1/login", headers,
                        '{"username":"' .. user .. '","password":"' .. password .. '"}')
+   elseif mode == "get" then
+      get_headers["Authorization"] = "Bearer " .. (os.getenv("WRK_BEARER") or "")
+      req = wrk.format("GET", os.getenv("WRK_PATH"), get_headers, nil)
+   elseif mode == "entries" then
+      headers["Authorization"] = "Bearer " .. (os.getenv("WRK_BEARER") or "")
+      entries = { path = os.getenv("WRK_PATH"), domain = os.getenv("WRK_DOMAIN") or "ims.example.com",
+                  headers = headers, n = 0 }
    else
       error("unknown mode " .. mode)
    end
 end
 
 function request()
+   if entries then
+      entries.n = entries.n + 1
+      local name = string.format("w%d-%d", id, entries.n)
+      return wrk.format("POST", entries.path, entries.headers,
+                        string.format('{"entry":[{"impu":"sip:%s@%s","impi":"%s@%s"}]}', name, entries.domain,
+                                      name, entries.domain))
+   end
    return req
 end
 
