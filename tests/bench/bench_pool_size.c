@@ -135,9 +135,10 @@ static double fill_pool(const char *db, int64_t size, int busy_percent, int64_t 
         /* The non-unique indexes are built after the rows (a sort, much faster
          * than 10^7 random insertions); the same SQL as the migration's. */
         static const char *const names[] = { "pool_entry_by_avail", "pool_entry_by_holder",
-                                             "pool_entry_open_by_expiry" };
-        char *create[3];
-        for (int i = 0; i < 3; i++) {
+                                             "pool_entry_open_by_expiry", "pool_entry_by_expiry" };
+        enum { N_INDEXES = sizeof names / sizeof names[0] };
+        char *create[N_INDEXES];
+        for (int i = 0; i < N_INDEXES; i++) {
                 sqlite3_stmt *st;
                 if (sqlite3_prepare_v2(raw, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1", -1,
                                        &st, NULL) != SQLITE_OK)
@@ -149,7 +150,7 @@ static double fill_pool(const char *db, int64_t size, int busy_percent, int64_t 
                 sqlite3_finalize(st);
         }
         bench_sql(raw, "BEGIN");
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < N_INDEXES; i++) {
                 char sql[128];
                 snprintf(sql, sizeof sql, "DROP INDEX %s", names[i]);
                 bench_sql(raw, sql);
@@ -178,7 +179,7 @@ static double fill_pool(const char *db, int64_t size, int busy_percent, int64_t 
                  "   avail, 0, NULL FROM t",
                  size, size, busy, now, now, size, busy, now, busy, now);
         bench_sql(raw, sql);
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < N_INDEXES; i++) {
                 bench_sql(raw, create[i]);
                 free(create[i]);
         }
