@@ -264,6 +264,32 @@ class Leases(pf.PortalTestCase):
         # Once the lease ends the pool goes (the daemon's periodic work).
         f.wait_until(lambda: p.api("GET", path).status == 404, 30, "the pool to go")
 
+    def test_shrink_with_live_leases_keeps_the_holders_impus(self):
+        p = self.start_portals()
+        pool = self.created(p, pf.range_pool("shrinking", first="0000", last="0003", prefix="+1666"))
+        path = "pools/%d" % pool["id"]
+        held = {}
+        for _ in range(4):
+            s = f.Session(p.server)
+            r = self.assertStatus(s.anonymous({"pool": "shrinking"}), 200)
+            held[r.json()["impu"]] = s
+        self.assertEqual(len(held), 4)
+        r = self.assertStatus(p.api("PATCH", path, body={"impu_range": "sip:+1666{0000..0001}@" + DOMAIN,
+                                                         "impi_range": "shrinking-{0000..0001}@" + DOMAIN}), 200)
+        self.assertEqual(r.json()["size"], 2)
+        stats = self.assertStatus(p.api("GET", path + "/stats"), 200).json()
+        self.assertEqual((stats["size"], stats["leased"], stats["retired"], stats["free"]), (2, 2, 2, 0), stats)
+        # Every holder keeps its IMPU, inside the new range or out of it.
+        for impu, s in held.items():
+            self.assertEqual(self.assertStatus(s.refresh(), 200).json()["impu"], impu)
+        # The IMPUs out of the range are never handed out again, even once let go.
+        for impu in ("sip:+16660002@" + DOMAIN, "sip:+16660003@" + DOMAIN):
+            self.assertStatus(held.pop(impu).logout(), 200)
+        r = p.server.post_json("/api/v1/anonymous", {"evidence": {"pool": "shrinking"}})
+        self.assertEqual((r.status, r.json().get("error")), (503, "pool_exhausted"), str(r))
+        for impu, s in held.items():
+            self.assertEqual(self.assertStatus(s.refresh(), 200).json()["impu"], impu)
+
     def test_delete_force_revokes(self):
         p = self.start_portals()
         pool = self.created(p, pf.list_pool("forced", 2))
