@@ -1027,8 +1027,9 @@ enum MHD_Result api_portal(struct request *r, const char *url) {
                         return res;
                 }
         } else if (r->body_len) {
+                const struct op *op = pr->op;   /* pr is freed before the answer is made */
                 req_free(pr);
-                return reply_error(r, WWSF_E_BAD_REQUEST, "%s %s takes no body", pr->op->method, pr->op->path);
+                return reply_error(r, WWSF_E_BAD_REQUEST, "%s %s takes no body", op->method, op->path);
         }
         if ((v = request_header(r, "Idempotency-Key")) && strcmp(pr->op->method, "POST") == 0) {
                 if (!header_token(v, sizeof pr->idem_key)) {
