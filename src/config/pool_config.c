@@ -51,10 +51,18 @@ static void add_error(struct pool_config *cfg, const char *file, int line, const
         va_end(ap);
 }
 
-static bool identity_ok(const char *s, bool public_identity) {
-        if (strlen(s) >= POOL_IDENTITY_MAX)
+/* An IMPI of a pool (user@realm). */
+static bool impi_ok(const char *s) {
+        return strlen(s) < POOL_IDENTITY_MAX && wwsf_is_private_identity(s);
+}
+
+/* An IMPU of a pool; *why says what is wrong with it. */
+static bool impu_ok(const char *s, const char **why) {
+        if (strlen(s) >= POOL_IDENTITY_MAX) {
+                *why = "longer than 255 characters";
                 return false;
-        return public_identity ? wwsf_is_public_identity(s) : wwsf_is_private_identity(s);
+        }
+        return wwsf_public_identity_check(s, why);
 }
 
 static bool key_seen(struct parse_state *st, const char *name) {
@@ -304,11 +312,13 @@ static int handle_pool_key(struct parse_state *st, struct pool_config_pool *p, c
                         add_error(cfg, st->file, st->line, "entry: expected 'IMPU' or 'IMPU IMPI'");
                         return 0;
                 }
-                if (!identity_ok(impu, true)) {
-                        add_error(cfg, st->file, st->line, "entry: '%s' is not a sip:, sips: or tel: URI", impu);
+                const char *why_impu;
+                if (!impu_ok(impu, &why_impu)) {
+                        add_error(cfg, st->file, st->line, "entry: '%s' is not a sip:, sips: or tel: URI: %s", impu,
+                                  why_impu);
                         return 0;
                 }
-                if (n == 2 && !identity_ok(impi, false)) {
+                if (n == 2 && !impi_ok(impi)) {
                         add_error(cfg, st->file, st->line, "entry: IMPI '%s' is not of the form user@realm", impi);
                         return 0;
                 }
@@ -341,7 +351,7 @@ static int handle_pool_key(struct parse_state *st, struct pool_config_pool *p, c
                 }
         } else if (strcmp(name, "impi") == 0) {
                 p->key_lines[POOL_LINE_IMPI] = st->line;
-                if (!identity_ok(value, false))
+                if (!impi_ok(value))
                         add_error(cfg, st->file, st->line, "impi: '%s' is not of the form user@realm", value);
                 else
                         snprintf(p->def.shared_impi, sizeof p->def.shared_impi, "%s", value);
@@ -440,6 +450,7 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
         const char *f = p->file;
         int before = (int) cfg->n_errors;
         char buf[512];
+        const char *why = "longer than 255 characters";
 
         if (!p->subscription_name)
                 add_error(cfg, f, p->line, "pool '%s': missing key 'subscription'", p->def.name);
@@ -537,8 +548,9 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
                 for (int k = 0; k < 2; k++) {
                         int64_t idx = k == 0 ? 0 : p->def.size - 1;
                         if (pool_template_format_index(&p->def.impu_tpl, idx, buf, sizeof buf) < 0 ||
-                            !identity_ok(buf, true)) {
-                                add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: '%s' is not a sip:, sips: or tel: URI", buf);
+                            !impu_ok(buf, &why)) {
+                                add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: '%s' is not a sip:, sips: or tel: URI: %s",
+                                          buf, why);
                                 break;
                         }
                         if (s && !sip_host_matches(buf, s->sub.domain)) {
@@ -548,7 +560,7 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
                         }
                         if (has_impi_tpl && !p->def.impi_tpl.wildcard &&
                             (pool_template_format_index(&p->def.impi_tpl, idx, buf, sizeof buf) < 0 ||
-                             !identity_ok(buf, false))) {
+                             !impi_ok(buf))) {
                                 add_error(cfg, f, lines[POOL_LINE_IMPI], "impi_range: '%s' is not of the form user@realm", buf);
                                 break;
                         }
@@ -599,14 +611,15 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
                 memset(token, p->def.token_alphabet == TOKEN_ALPHABET_DIGITS ? '0' : 'a', (size_t) p->def.token_length);
                 token[p->def.token_length] = '\0';
                 if (pool_template_format_token(&p->def.impu_tpl, token, buf, sizeof buf) < 0 ||
-                    !identity_ok(buf, true))
-                        add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' would not be a sip:, sips: or tel: URI", buf);
+                    !impu_ok(buf, &why))
+                        add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' would not be a sip:, sips: or tel: URI: %s",
+                                  buf, why);
                 else if (s && !sip_host_matches(buf, s->sub.domain))
                         add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' is not in the subscription's domain '%s'",
                                   p->def.impu_tpl.text, s->sub.domain);
                 if (has_impi_tpl && p->def.impi_tpl.wildcard &&
                     (pool_template_format_token(&p->def.impi_tpl, token, buf, sizeof buf) < 0 ||
-                     !identity_ok(buf, false)))
+                     !impi_ok(buf)))
                         add_error(cfg, f, lines[POOL_LINE_IMPI], "impi_wildcard: '%s' would not be of the form user@realm", buf);
                 break;
         }

@@ -336,6 +336,36 @@ static void test_parsers(void **state) {
         assert_false(wwsf_is_public_identity("sip:@ims.example.com"));
         assert_false(wwsf_is_public_identity("sip:a b@ims.example.com"));
         assert_false(wwsf_is_public_identity("mailto:a@b"));
+        /* RFC 3261 section 25.1 and RFC 3966 section 3. */
+        static const char *const good[] = {
+                "sips:alice@ims.example.com", "SIP:Alice@IMS.example.com", "sip:+1-555;x=1@ims.example.com",
+                "sip:a%40b@ims.example.com", "sip:a@192.0.2.1", "sip:a@[2001:db8::1]:5061",
+                "sip:a@ims.example.com:5060;transport=tcp;lr", "sip:a@ims.example.com?subject=x&h=",
+                "sip:a@ims.example.com.", "tel:+1-555-010-0199", "tel:+15550100;ext=12",
+                "tel:7042;phone-context=example.com", "tel:*31#;phone-context=+1555",
+        };
+        static const char *const bad[] = {
+                "sip:", "sip:a@", "sip:a", "sip:evil@x@ims.example.com", "sip:<a>@ims.example.com",
+                "sip:a\"b@ims.example.com", "sip:a@ims.example.com>", "<sip:a@ims.example.com>",
+                "sip:a%zz@ims.example.com", "sip:a%4@ims.example.com", "sip:a:pw@ims.example.com",
+                "sip:a@ims..example.com", "sip:a@-ims.example.com", "sip:a@ims-.example.com",
+                "sip:a@ims_1.example.com", "sip:a@ims.example.com:", "sip:a@ims.example.com:99999",
+                "sip:a@ims.example.com:5060x", "sip:a@[zz::1]", "sip:a@[2001:db8::1", "sip:a@ims.example.com;",
+                "sip:a@ims.example.com;=v", "sip:a@ims.example.com?", "sip:a@ims.example.com?h",
+                "sip:\xc3\xa9@ims.example.com", "tel:", "tel:+", "tel:+-.()", "tel:15550100", "tel:+1-555-abc",
+                "tel:+1555*0100", "tel:+15550100@ims.example.com", "tel:+15550100;", "tel:+15550100;a_b=1",
+                "tel:+1555?x=y",
+        };
+        const char *why;
+        for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+                if (!wwsf_public_identity_check(good[i], &why))
+                        fail_msg("refused %s: %s", good[i], why);
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                why = NULL;
+                if (wwsf_public_identity_check(bad[i], &why))
+                        fail_msg("accepted %s", bad[i]);
+                assert_non_null(why);
+        }
         assert_true(wwsf_is_private_identity("a@ims.example.com"));
         assert_false(wwsf_is_private_identity("a@b@c"));
         assert_true(wwsf_is_ip_address("::1"));
