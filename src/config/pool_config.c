@@ -65,6 +65,37 @@ static bool impu_ok(const char *s, const char **why) {
         return wwsf_public_identity_check(s, why);
 }
 
+/* Whether the IMPU s (one impu_ok() took) is written the way the eP-CSCF
+ * compares a token's IMPU with a REGISTER's (docs/DESIGN.md section 4, step
+ * 5: scheme and host case-insensitive, URI parameters and headers ignored):
+ * scheme and host in small letters, no parameters or headers. Then two
+ * IMPUs are the same identity for it exactly when their text is the same,
+ * and "no IMPU in two pools", which the store checks on the text, holds for
+ * the tokens too. */
+static bool impu_identity_form(const char *s, const char **why) {
+        if (strncmp(s, "sip:", 4) != 0 && strncmp(s, "sips:", 5) != 0 && strncmp(s, "tel:", 4) != 0) {
+                *why = "the scheme in capitals: write sip:, sips: or tel:";
+                return false;
+        }
+        const char *p = strchr(s, ':') + 1;
+        if (s[0] != 't') {
+                p = strchr(p, '@') + 1;
+                for (; *p && *p != ':' && *p != ';' && *p != '?'; p++)
+                        if (isupper((unsigned char) *p)) {
+                                *why = "the host in capitals: write it in small letters";
+                                return false;
+                        }
+                while (*p && *p != ';' && *p != '?')
+                        p++;
+        } else
+                p += strcspn(p, ";");
+        if (*p) {
+                *why = "URI parameters or headers, which the eP-CSCF ignores: leave them out";
+                return false;
+        }
+        return true;
+}
+
 static bool key_seen(struct parse_state *st, const char *name) {
         for (size_t i = 0; i < st->n_seen; i++)
                 if (strcmp(st->seen[i], name) == 0)
@@ -318,6 +349,11 @@ static int handle_pool_key(struct parse_state *st, struct pool_config_pool *p, c
                                   why_impu);
                         return 0;
                 }
+                if (!impu_identity_form(impu, &why_impu)) {
+                        add_error(cfg, st->file, st->line, "entry: '%s' would name the same identity as another "
+                                  "IMPU at the eP-CSCF: %s", impu, why_impu);
+                        return 0;
+                }
                 if (n == 2 && !impi_ok(impi)) {
                         add_error(cfg, st->file, st->line, "entry: IMPI '%s' is not of the form user@realm", impi);
                         return 0;
@@ -553,6 +589,11 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
                                           buf, why);
                                 break;
                         }
+                        if (!impu_identity_form(buf, &why)) {
+                                add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: '%s' would name the same identity "
+                                          "as another IMPU at the eP-CSCF: %s", buf, why);
+                                break;
+                        }
                         if (s && !sip_host_matches(buf, s->sub.domain)) {
                                 add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: '%s' is not in the subscription's domain '%s'",
                                           buf, s->sub.domain);
@@ -614,6 +655,9 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
                     !impu_ok(buf, &why))
                         add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' would not be a sip:, sips: or tel: URI: %s",
                                   buf, why);
+                else if (!impu_identity_form(buf, &why))
+                        add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' would name the same identity as "
+                                  "another IMPU at the eP-CSCF: %s", buf, why);
                 else if (s && !sip_host_matches(buf, s->sub.domain))
                         add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' is not in the subscription's domain '%s'",
                                   p->def.impu_tpl.text, s->sub.domain);
