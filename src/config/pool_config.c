@@ -403,8 +403,10 @@ static int handle_pool_key(struct parse_state *st, struct pool_config_pool *p, c
                 if (wwsf_parse_int(value, POOL_TOKEN_MIN, POOL_TOKEN_MAX, &v) < 0)
                         add_error(cfg, st->file, st->line, "token_length: expected a number from %d to %d",
                                   POOL_TOKEN_MIN, POOL_TOKEN_MAX);
-                else
+                else {
                         p->def.token_length = (int) v;
+                        p->key_lines[POOL_LINE_TOKEN_LENGTH] = st->line;
+                }
         } else
                 add_error(cfg, st->file, st->line,
                           "unknown key '%s' in a pool (expected subscription, kind, lease_ttl, quarantine, "
@@ -545,6 +547,9 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
         case POOL_SOURCE_LIST:
                 if (lines[POOL_LINE_SIZE])
                         add_error(cfg, f, lines[POOL_LINE_SIZE], "size: only wildcard pools take a size");
+                if (lines[POOL_LINE_TOKEN_LENGTH])
+                        add_error(cfg, f, lines[POOL_LINE_TOKEN_LENGTH],
+                                  "token_length: only wildcard pools take a token_length");
                 p->def.size = (int64_t) p->n_entries;
                 if (has_impi_tpl)
                         add_error(cfg, f, lines[POOL_LINE_IMPI], "pool '%s': a listed pool gives IMPIs in its entries",
@@ -566,6 +571,9 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
                 if (lines[POOL_LINE_SIZE])
                         add_error(cfg, f, lines[POOL_LINE_SIZE],
                                   "size: only wildcard pools take a size (a range's size is its {FIRST..LAST})");
+                if (lines[POOL_LINE_TOKEN_LENGTH])
+                        add_error(cfg, f, lines[POOL_LINE_TOKEN_LENGTH],
+                                  "token_length: only wildcard pools take a token_length");
                 p->def.size = p->def.impu_tpl.count;
                 if (has_impi_tpl && !p->def.impi_tpl.wildcard && p->def.impi_tpl.count != p->def.size)
                         add_error(cfg, f, lines[POOL_LINE_IMPI],

@@ -161,6 +161,9 @@ static void test_errors_name_line_and_reason(void **state) {
         CASE("entry = sip:a@ims.example.com a@x\nentry = sip:a@ims.example.com b@x\n", 11, "listed twice");
         CASE("entry = sip:a@other.example.com a@x\n", 10, "not in the subscription's domain");
         CASE("entry = http://a a@x\n", 10, "not a sip:");
+        CASE("entry = sip:a@ims.example.com a@x\ntoken_length = 8\n", 11, "only wildcard pools take a token_length");
+        CASE("impu_range = sip:+1{1..9}@ims.example.com\nimpi_range = a{1..9}@ims.example.com\ntoken_length = 8\n", 12,
+             "only wildcard pools take a token_length");
         CASE("entry = sip:a@x@ims.example.com a@x\n", 10, "not a sip:");
         CASE("entry = tel:5550100 a@x\n", 10, "phone-context");
         /* Spellings that the eP-CSCF takes for another IMPU's. */
