@@ -401,10 +401,18 @@ static int op_add_entries(struct ctx *c) {
                 return r;
         if (!old.portal_id)
                 return engine_refusal(c, -EROFS, "pool");
-        json_t *body = c->pr->body, *entries = json_object_get(body, "entry");
-        if (!entries || json_object_size(body) != 1)
-                return refuse(c, WWSF_E_BAD_REQUEST, entries ? NULL : "entry",
-                              "the body is {\"entry\": [{\"impu\": ..., \"impi\": ...}, ...]} and nothing else");
+        json_t *body = c->pr->body, *entries = json_object_get(body, "entry"), *v;
+        const char *member;
+        json_object_foreach(body, member, v) {
+                if (strcmp(member, "entry") != 0)
+                        return refuse(c, WWSF_E_BAD_REQUEST, member,
+                                      "'%.64s' is not a member here: the body is {\"entry\": [{\"impu\": ..., "
+                                      "\"impi\": ...}, ...]} and nothing else",
+                                      member);
+        }
+        if (!entries)
+                return refuse(c, WWSF_E_BAD_REQUEST, "entry",
+                              "the body is {\"entry\": [{\"impu\": ..., \"impi\": ...}, ...]}");
         if (old.def.source != POOL_SOURCE_LIST)
                 return engine_refusal(c, lease_entries_add(c->e, &c->limits, old.id, NULL, 0, NULL), "pool");
         /* The new entries under the pool's definition, through the checks of
