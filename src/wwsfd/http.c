@@ -220,10 +220,26 @@ json_t *request_json_body(struct request *r, size_t flags, enum MHD_Result *ret_
                 return NULL;
         }
         json_error_t jerr;
-        json_t *body = r->body ? json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | flags, &jerr) : NULL;
-        if (!body || !json_is_object(body)) {
+        if (!r->body || r->body_len == 0) {
+                *ret_result = reply_error(r, WWSF_E_BAD_REQUEST, "the body must be a JSON object, and there is none");
+                return NULL;
+        }
+        json_t *body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | flags, &jerr);
+        if (!body) {
+                /* jansson's words, and where: "duplicate object key near
+                 * '"name"'", "maximum parsing depth reached", "invalid UTF-8". */
+                *ret_result = reply_error(r, WWSF_E_BAD_REQUEST, "the body is not JSON: %s (at byte %d)", jerr.text,
+                                          jerr.position);
+                return NULL;
+        }
+        if (!json_is_object(body)) {
+                static const char *const kinds[] = { [JSON_ARRAY] = "an array", [JSON_STRING] = "a string",
+                                                     [JSON_INTEGER] = "a number", [JSON_REAL] = "a number",
+                                                     [JSON_TRUE] = "true", [JSON_FALSE] = "false",
+                                                     [JSON_NULL] = "null", [JSON_OBJECT] = "an object" };
+                *ret_result = reply_error(r, WWSF_E_BAD_REQUEST, "the body must be a JSON object, not %s",
+                                          kinds[json_typeof(body)]);
                 json_decref(body);
-                *ret_result = reply_error(r, WWSF_E_BAD_REQUEST, "the body must be a JSON object");
                 return NULL;
         }
         return body;
