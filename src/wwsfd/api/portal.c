@@ -500,31 +500,36 @@ static int op_list_leases(struct ctx *c) {
         return answer(c, 200, page_answer(&pg));
 }
 
-/* The lease {id} if it is of one of the caller's pools. */
-static int own_lease(struct ctx *c, struct store_history *h) {
+/* The lease {id} if it is of one of the caller's pools, and its pool. */
+static int own_lease(struct ctx *c, struct store_history *h, struct store_pool *p) {
         int r = c->s->ops->history_get(c->s, c->pr->id, h);
         if (r == -ENOENT)
                 return refuse(c, WWSF_E_NOT_FOUND, NULL, "no such lease");
         if (r < 0)
                 return store_refusal(c, r);
-        struct store_pool p;
-        r = c->s->ops->pool_get_by_id(c->s, h->pool_id, &p);
-        if (r == -ENOENT || (r == 0 && (p.deleted || !owns_subscription(c, &p.sub))))
+        r = c->s->ops->pool_get_by_id(c->s, h->pool_id, p);
+        if (r == -ENOENT || (r == 0 && (p->deleted || !owns_subscription(c, &p->sub))))
                 return refuse(c, WWSF_E_NOT_FOUND, NULL, "no such lease");
         return r < 0 ? store_refusal(c, r) : 0;
 }
 
 static int op_get_lease(struct ctx *c) {
         struct store_history h;
-        int r = own_lease(c, &h);
+        struct store_pool p;
+        int r = own_lease(c, &h, &p);
         return r < 0 ? r : answer(c, 200, portal_lease_json(&h, c->now));
 }
 
 static int op_revoke_lease(struct ctx *c) {
         struct store_history h;
-        int r = own_lease(c, &h);
+        struct store_pool p;
+        int r = own_lease(c, &h, &p);
         if (r < 0)
                 return r;
+        /* A lease of a pool of the files is the operator's to end, as
+         * every other change of that pool is. */
+        if (!p.portal_id)
+                return engine_refusal(c, -EROFS, "pool");
         c->before = portal_lease_json(&h, c->now);
         if ((r = lease_revoke_id(c->e, h.id, &h)) < 0)
                 return engine_refusal(c, r, "lease");
