@@ -15,8 +15,12 @@ int wwsf_parse_int(const char *s, int64_t min, int64_t max, int64_t *ret);
 /* "yes/no/true/false/1/0/on/off". Returns 0 or -EINVAL. */
 int wwsf_parse_bool(const char *s, bool *ret);
 
-/* Whether s is a SIP/SIPS URI or a tel URI of plausible shape (scheme, a user
- * or number part, no spaces or control characters). */
+/* Whether s is an IMPU: a SIP or SIPS URI with a user part (RFC 3261 section
+ * 25.1: user, host name or IP address, port, URI parameters and headers, no
+ * password) or a tel URI (RFC 3966 section 3: a global number "+DIGITS", or
+ * a local number with its phone-context). If not, *why (when why is not
+ * NULL) says what is wrong, in words. */
+bool wwsf_public_identity_check(const char *s, const char **why);
 bool wwsf_is_public_identity(const char *s);
 
 /* Whether s looks like an IMPI (NAI form user@realm, no spaces or controls). */

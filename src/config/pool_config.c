@@ -51,10 +51,49 @@ static void add_error(struct pool_config *cfg, const char *file, int line, const
         va_end(ap);
 }
 
-static bool identity_ok(const char *s, bool public_identity) {
-        if (strlen(s) >= POOL_IDENTITY_MAX)
+/* An IMPI of a pool (user@realm). */
+static bool impi_ok(const char *s) {
+        return strlen(s) < POOL_IDENTITY_MAX && wwsf_is_private_identity(s);
+}
+
+/* An IMPU of a pool; *why says what is wrong with it. */
+static bool impu_ok(const char *s, const char **why) {
+        if (strlen(s) >= POOL_IDENTITY_MAX) {
+                *why = "longer than 255 characters";
                 return false;
-        return public_identity ? wwsf_is_public_identity(s) : wwsf_is_private_identity(s);
+        }
+        return wwsf_public_identity_check(s, why);
+}
+
+/* Whether the IMPU s (one impu_ok() took) is written the way the eP-CSCF
+ * compares a token's IMPU with a REGISTER's (docs/DESIGN.md section 4, step
+ * 5: scheme and host case-insensitive, URI parameters and headers ignored):
+ * scheme and host in small letters, no parameters or headers. Then two
+ * IMPUs are the same identity for it exactly when their text is the same,
+ * and "no IMPU in two pools", which the store checks on the text, holds for
+ * the tokens too. */
+static bool impu_identity_form(const char *s, const char **why) {
+        if (strncmp(s, "sip:", 4) != 0 && strncmp(s, "sips:", 5) != 0 && strncmp(s, "tel:", 4) != 0) {
+                *why = "the scheme in capitals: write sip:, sips: or tel:";
+                return false;
+        }
+        const char *p = strchr(s, ':') + 1;
+        if (s[0] != 't') {
+                p = strchr(p, '@') + 1;
+                for (; *p && *p != ':' && *p != ';' && *p != '?'; p++)
+                        if (isupper((unsigned char) *p)) {
+                                *why = "the host in capitals: write it in small letters";
+                                return false;
+                        }
+                while (*p && *p != ';' && *p != '?')
+                        p++;
+        } else
+                p += strcspn(p, ";");
+        if (*p) {
+                *why = "URI parameters or headers, which the eP-CSCF ignores: leave them out";
+                return false;
+        }
+        return true;
 }
 
 static bool key_seen(struct parse_state *st, const char *name) {
@@ -304,11 +343,18 @@ static int handle_pool_key(struct parse_state *st, struct pool_config_pool *p, c
                         add_error(cfg, st->file, st->line, "entry: expected 'IMPU' or 'IMPU IMPI'");
                         return 0;
                 }
-                if (!identity_ok(impu, true)) {
-                        add_error(cfg, st->file, st->line, "entry: '%s' is not a sip:, sips: or tel: URI", impu);
+                const char *why_impu;
+                if (!impu_ok(impu, &why_impu)) {
+                        add_error(cfg, st->file, st->line, "entry: '%s' is not a sip:, sips: or tel: URI: %s", impu,
+                                  why_impu);
                         return 0;
                 }
-                if (n == 2 && !identity_ok(impi, false)) {
+                if (!impu_identity_form(impu, &why_impu)) {
+                        add_error(cfg, st->file, st->line, "entry: '%s' would name the same identity as another "
+                                  "IMPU at the eP-CSCF: %s", impu, why_impu);
+                        return 0;
+                }
+                if (n == 2 && !impi_ok(impi)) {
                         add_error(cfg, st->file, st->line, "entry: IMPI '%s' is not of the form user@realm", impi);
                         return 0;
                 }
@@ -341,7 +387,7 @@ static int handle_pool_key(struct parse_state *st, struct pool_config_pool *p, c
                 }
         } else if (strcmp(name, "impi") == 0) {
                 p->key_lines[POOL_LINE_IMPI] = st->line;
-                if (!identity_ok(value, false))
+                if (!impi_ok(value))
                         add_error(cfg, st->file, st->line, "impi: '%s' is not of the form user@realm", value);
                 else
                         snprintf(p->def.shared_impi, sizeof p->def.shared_impi, "%s", value);
@@ -357,8 +403,10 @@ static int handle_pool_key(struct parse_state *st, struct pool_config_pool *p, c
                 if (wwsf_parse_int(value, POOL_TOKEN_MIN, POOL_TOKEN_MAX, &v) < 0)
                         add_error(cfg, st->file, st->line, "token_length: expected a number from %d to %d",
                                   POOL_TOKEN_MIN, POOL_TOKEN_MAX);
-                else
+                else {
                         p->def.token_length = (int) v;
+                        p->key_lines[POOL_LINE_TOKEN_LENGTH] = st->line;
+                }
         } else
                 add_error(cfg, st->file, st->line,
                           "unknown key '%s' in a pool (expected subscription, kind, lease_ttl, quarantine, "
@@ -440,6 +488,7 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
         const char *f = p->file;
         int before = (int) cfg->n_errors;
         char buf[512];
+        const char *why = "longer than 255 characters";
 
         if (!p->subscription_name)
                 add_error(cfg, f, p->line, "pool '%s': missing key 'subscription'", p->def.name);
@@ -498,6 +547,9 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
         case POOL_SOURCE_LIST:
                 if (lines[POOL_LINE_SIZE])
                         add_error(cfg, f, lines[POOL_LINE_SIZE], "size: only wildcard pools take a size");
+                if (lines[POOL_LINE_TOKEN_LENGTH])
+                        add_error(cfg, f, lines[POOL_LINE_TOKEN_LENGTH],
+                                  "token_length: only wildcard pools take a token_length");
                 p->def.size = (int64_t) p->n_entries;
                 if (has_impi_tpl)
                         add_error(cfg, f, lines[POOL_LINE_IMPI], "pool '%s': a listed pool gives IMPIs in its entries",
@@ -519,6 +571,9 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
                 if (lines[POOL_LINE_SIZE])
                         add_error(cfg, f, lines[POOL_LINE_SIZE],
                                   "size: only wildcard pools take a size (a range's size is its {FIRST..LAST})");
+                if (lines[POOL_LINE_TOKEN_LENGTH])
+                        add_error(cfg, f, lines[POOL_LINE_TOKEN_LENGTH],
+                                  "token_length: only wildcard pools take a token_length");
                 p->def.size = p->def.impu_tpl.count;
                 if (has_impi_tpl && !p->def.impi_tpl.wildcard && p->def.impi_tpl.count != p->def.size)
                         add_error(cfg, f, lines[POOL_LINE_IMPI],
@@ -537,8 +592,14 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
                 for (int k = 0; k < 2; k++) {
                         int64_t idx = k == 0 ? 0 : p->def.size - 1;
                         if (pool_template_format_index(&p->def.impu_tpl, idx, buf, sizeof buf) < 0 ||
-                            !identity_ok(buf, true)) {
-                                add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: '%s' is not a sip:, sips: or tel: URI", buf);
+                            !impu_ok(buf, &why)) {
+                                add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: '%s' is not a sip:, sips: or tel: URI: %s",
+                                          buf, why);
+                                break;
+                        }
+                        if (!impu_identity_form(buf, &why)) {
+                                add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_range: '%s' would name the same identity "
+                                          "as another IMPU at the eP-CSCF: %s", buf, why);
                                 break;
                         }
                         if (s && !sip_host_matches(buf, s->sub.domain)) {
@@ -548,7 +609,7 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
                         }
                         if (has_impi_tpl && !p->def.impi_tpl.wildcard &&
                             (pool_template_format_index(&p->def.impi_tpl, idx, buf, sizeof buf) < 0 ||
-                             !identity_ok(buf, false))) {
+                             !impi_ok(buf))) {
                                 add_error(cfg, f, lines[POOL_LINE_IMPI], "impi_range: '%s' is not of the form user@realm", buf);
                                 break;
                         }
@@ -599,14 +660,18 @@ static void validate_pool(struct pool_config *cfg, struct pool_config_pool *p) {
                 memset(token, p->def.token_alphabet == TOKEN_ALPHABET_DIGITS ? '0' : 'a', (size_t) p->def.token_length);
                 token[p->def.token_length] = '\0';
                 if (pool_template_format_token(&p->def.impu_tpl, token, buf, sizeof buf) < 0 ||
-                    !identity_ok(buf, true))
-                        add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' would not be a sip:, sips: or tel: URI", buf);
+                    !impu_ok(buf, &why))
+                        add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' would not be a sip:, sips: or tel: URI: %s",
+                                  buf, why);
+                else if (!impu_identity_form(buf, &why))
+                        add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' would name the same identity as "
+                                  "another IMPU at the eP-CSCF: %s", buf, why);
                 else if (s && !sip_host_matches(buf, s->sub.domain))
                         add_error(cfg, f, lines[POOL_LINE_SOURCE], "impu_wildcard: '%s' is not in the subscription's domain '%s'",
                                   p->def.impu_tpl.text, s->sub.domain);
                 if (has_impi_tpl && p->def.impi_tpl.wildcard &&
                     (pool_template_format_token(&p->def.impi_tpl, token, buf, sizeof buf) < 0 ||
-                     !identity_ok(buf, false)))
+                     !impi_ok(buf)))
                         add_error(cfg, f, lines[POOL_LINE_IMPI], "impi_wildcard: '%s' would not be of the form user@realm", buf);
                 break;
         }

@@ -32,10 +32,17 @@ struct pool_config_pool {
 
         const char *file;       /* borrowed from pool_config.files */
         int line;               /* the section header */
-        int key_lines[5];       /* indexed by enum pool_line; 0 when the key is absent */
+        int key_lines[6];       /* indexed by enum pool_line; 0 when the key is absent */
 };
 
-enum pool_line { POOL_LINE_SUBSCRIPTION, POOL_LINE_IMPI, POOL_LINE_SOURCE, POOL_LINE_QUARANTINE, POOL_LINE_SIZE };
+enum pool_line {
+        POOL_LINE_SUBSCRIPTION,
+        POOL_LINE_IMPI,
+        POOL_LINE_SOURCE,
+        POOL_LINE_QUARANTINE,
+        POOL_LINE_SIZE,
+        POOL_LINE_TOKEN_LENGTH,
+};
 
 struct pool_config {
         char **files;

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "common/clock.h"
+#include "common/parse.h"
 #include "wwsfd/daemon.h"
 #include "wwsfd/http.h"
 
@@ -100,24 +101,66 @@ enum MHD_Result reply_json(struct request *r, unsigned status, json_t *body) {
         return queue(r, status, json_response(r, status, body));
 }
 
-json_t *error_json(struct request *r, enum wwsf_error e, const char *field, const char *detail) {
-        const struct wwsf_error_info *info = wwsf_error_info(e);
-        if (r->retry_after <= 0)
-                r->retry_after = info->retry_after;
-        json_t *body = json_pack("{s:s, s:s}", "error", info->code, "detail", detail);
-        if (body && field)
-                json_object_set_new(body, "field", json_string(field));
-        return body;
+/* s as a JSON string: details and fields quote what a client sent (a query
+ * parameter's name, a member's name cut to the size of a buffer), which need
+ * not be UTF-8. A sequence cut at the end is dropped, any other byte that is
+ * not UTF-8 becomes U+FFFD. */
+static json_t *text_json(const char *s) {
+        if (wwsf_is_utf8(s))
+                return json_string(s);
+        size_t n = strlen(s), o = 0;
+        char *out = malloc(3 * n + 1);
+        if (!out)
+                return NULL;
+        const unsigned char *p = (const unsigned char *) s;
+        while (*p) {
+                size_t len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+                size_t k = 1;
+                while (len > 1 && k < len && (p[k] & 0xc0) == 0x80)
+                        k++;
+                char one[5] = "";
+                if (len > 0 && k == len) {
+                        memcpy(one, p, len);
+                        one[len] = '\0';
+                }
+                if (len > 0 && k == len && wwsf_is_utf8(one)) {
+                        memcpy(out + o, p, len);
+                        o += len;
+                        p += len;
+                } else if (len > 1 && !p[k]) {
+                        break;          /* cut at the end */
+                } else {
+                        memcpy(out + o, "\xef\xbf\xbd", 3);
+                        o += 3;
+                        p++;
+                }
+        }
+        out[o] = '\0';
+        json_t *j = json_string(out);
+        free(out);
+        return j;
 }
 
 /* The one error body; sets the registry's Retry-After unless the handler
  * set its own. */
+static json_t *error_info_json(struct request *r, const struct wwsf_error_info *info, const char *field,
+                               const char *detail) {
+        if (r->retry_after <= 0)
+                r->retry_after = info->retry_after;
+        json_t *body = json_pack("{s:s, s:o}", "error", info->code, "detail", text_json(detail));
+        if (body && field)
+                json_object_set_new(body, "field", text_json(field));
+        return body;
+}
+
+json_t *error_json(struct request *r, enum wwsf_error e, const char *field, const char *detail) {
+        return error_info_json(r, wwsf_error_info(e), field, detail);
+}
+
 static json_t *error_body(struct request *r, const struct wwsf_error_info *info, const char *fmt, va_list ap) {
         char detail[512];
         vsnprintf(detail, sizeof detail, fmt, ap);
-        if (r->retry_after <= 0)
-                r->retry_after = info->retry_after;
-        return json_pack("{s:s, s:s}", "error", info->code, "detail", detail);
+        return error_info_json(r, info, NULL, detail);
 }
 
 enum MHD_Result reply_error(struct request *r, enum wwsf_error e, const char *fmt, ...) {
@@ -177,10 +220,26 @@ json_t *request_json_body(struct request *r, size_t flags, enum MHD_Result *ret_
                 return NULL;
         }
         json_error_t jerr;
-        json_t *body = r->body ? json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | flags, &jerr) : NULL;
-        if (!body || !json_is_object(body)) {
+        if (!r->body || r->body_len == 0) {
+                *ret_result = reply_error(r, WWSF_E_BAD_REQUEST, "the body must be a JSON object, and there is none");
+                return NULL;
+        }
+        json_t *body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | flags, &jerr);
+        if (!body) {
+                /* jansson's words, and where: "duplicate object key near
+                 * '"name"'", "maximum parsing depth reached", "invalid UTF-8". */
+                *ret_result = reply_error(r, WWSF_E_BAD_REQUEST, "the body is not JSON: %s (at byte %d)", jerr.text,
+                                          jerr.position);
+                return NULL;
+        }
+        if (!json_is_object(body)) {
+                static const char *const kinds[] = { [JSON_ARRAY] = "an array", [JSON_STRING] = "a string",
+                                                     [JSON_INTEGER] = "a number", [JSON_REAL] = "a number",
+                                                     [JSON_TRUE] = "true", [JSON_FALSE] = "false",
+                                                     [JSON_NULL] = "null", [JSON_OBJECT] = "an object" };
+                *ret_result = reply_error(r, WWSF_E_BAD_REQUEST, "the body must be a JSON object, not %s",
+                                          kinds[json_typeof(body)]);
                 json_decref(body);
-                *ret_result = reply_error(r, WWSF_E_BAD_REQUEST, "the body must be a JSON object");
                 return NULL;
         }
         return body;

@@ -84,7 +84,7 @@ static void test_good_config(void **state) {
                  "kind = authenticated\n"
                  "lease_ttl = 60\n"
                  "quarantine = 60\n"
-                 "entry = sip:a@IMS.example.com a@ims.example.com\n"
+                 "entry = sip:a@ims.example.com a@ims.example.com\n"
                  "entry = tel:+1555 b@ims.example.com\n"
                  "[pool p3]\n"
                  "subscription = s\n"
@@ -161,6 +161,23 @@ static void test_errors_name_line_and_reason(void **state) {
         CASE("entry = sip:a@ims.example.com a@x\nentry = sip:a@ims.example.com b@x\n", 11, "listed twice");
         CASE("entry = sip:a@other.example.com a@x\n", 10, "not in the subscription's domain");
         CASE("entry = http://a a@x\n", 10, "not a sip:");
+        CASE("entry = sip:a@ims.example.com a@x\ntoken_length = 8\n", 11, "only wildcard pools take a token_length");
+        CASE("impu_range = sip:+1{1..9}@ims.example.com\nimpi_range = a{1..9}@ims.example.com\ntoken_length = 8\n", 12,
+             "only wildcard pools take a token_length");
+        CASE("entry = sip:a@x@ims.example.com a@x\n", 10, "not a sip:");
+        CASE("entry = tel:5550100 a@x\n", 10, "phone-context");
+        /* Spellings that the eP-CSCF takes for another IMPU's. */
+        CASE("entry = sip:a@IMS.example.com a@x\n", 10, "host in capitals");
+        CASE("entry = SIP:a@ims.example.com a@x\n", 10, "scheme in capitals");
+        CASE("entry = sip:a@ims.example.com;user=phone a@x\n", 10, "parameters");
+        CASE("entry = sip:a@ims.example.com?subject=x a@x\n", 10, "parameters");
+        CASE("entry = tel:+15550100;ext=1 a@x\n", 10, "parameters");
+        CASE("impu_range = sip:+1{1..9}@IMS.example.com\nimpi_range = a{1..9}@ims.example.com\n", 10,
+             "host in capitals");
+        CASE("impu_range = sip:+1{1..9}@ims.example.com;user=phone\nimpi_range = a{1..9}@ims.example.com\n", 10,
+             "parameters");
+        CASE("impu_wildcard = sip:w-![0-9]+!@ims.example.com;x\nsize = 5\nimpi_wildcard = w-![0-9]+!@x\n", 10,
+             "parameters");
         CASE("entry = sip:a@ims.example.com\n", 10, "IMPI per entry");
         CASE("impu_wildcard = sip:w-![0-9]{3}x!@ims.example.com\nsize = 5\nimpi_wildcard = !.*!@x\n", 10,
              "no generated part");
@@ -251,8 +268,14 @@ static void test_range_overlap(void **state) {
         /* Different lengths, or a letter where the other has digits: never. */
         assert_false(two_ranges_overlap("sip:+1{0..9}@x.org", "sip:+1{00..99}@x.org"));
         assert_false(two_ranges_overlap("sip:a{0..9}@x.org", "sip:{00..99}@x.org"));
-        /* The host compares without case. */
-        assert_true(two_ranges_overlap("sip:+1{0..9}@x.org", "sip:+1{5..5}@X.ORG"));
+        /* A host in capitals, which the eP-CSCF takes for x.org, is refused
+         * before any overlap is looked for. */
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "[subscription s]\nowner = none\ndomain = x.org\nimpi_mode = shared\n"
+                 "[pool b]\nsubscription = s\nkind = anonymous\nlease_ttl = 1\nquarantine = 1\nimpi = b@x.org\n"
+                 "impu_range = sip:+1{5..5}@X.ORG\n");
+        expect_error(text, 11, "host in capitals");
 }
 
 static void test_cross_file(void **state) {
@@ -336,6 +359,36 @@ static void test_parsers(void **state) {
         assert_false(wwsf_is_public_identity("sip:@ims.example.com"));
         assert_false(wwsf_is_public_identity("sip:a b@ims.example.com"));
         assert_false(wwsf_is_public_identity("mailto:a@b"));
+        /* RFC 3261 section 25.1 and RFC 3966 section 3. */
+        static const char *const good[] = {
+                "sips:alice@ims.example.com", "SIP:Alice@IMS.example.com", "sip:+1-555;x=1@ims.example.com",
+                "sip:a%40b@ims.example.com", "sip:a@192.0.2.1", "sip:a@[2001:db8::1]:5061",
+                "sip:a@ims.example.com:5060;transport=tcp;lr", "sip:a@ims.example.com?subject=x&h=",
+                "sip:a@ims.example.com.", "tel:+1-555-010-0199", "tel:+15550100;ext=12",
+                "tel:7042;phone-context=example.com", "tel:*31#;phone-context=+1555",
+        };
+        static const char *const bad[] = {
+                "sip:", "sip:a@", "sip:a", "sip:evil@x@ims.example.com", "sip:<a>@ims.example.com",
+                "sip:a\"b@ims.example.com", "sip:a@ims.example.com>", "<sip:a@ims.example.com>",
+                "sip:a%zz@ims.example.com", "sip:a%4@ims.example.com", "sip:a:pw@ims.example.com",
+                "sip:a@ims..example.com", "sip:a@-ims.example.com", "sip:a@ims-.example.com",
+                "sip:a@ims_1.example.com", "sip:a@ims.example.com:", "sip:a@ims.example.com:99999",
+                "sip:a@ims.example.com:5060x", "sip:a@[zz::1]", "sip:a@[2001:db8::1", "sip:a@ims.example.com;",
+                "sip:a@ims.example.com;=v", "sip:a@ims.example.com?", "sip:a@ims.example.com?h",
+                "sip:\xc3\xa9@ims.example.com", "tel:", "tel:+", "tel:+-.()", "tel:15550100", "tel:+1-555-abc",
+                "tel:+1555*0100", "tel:+15550100@ims.example.com", "tel:+15550100;", "tel:+15550100;a_b=1",
+                "tel:+1555?x=y",
+        };
+        const char *why;
+        for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+                if (!wwsf_public_identity_check(good[i], &why))
+                        fail_msg("refused %s: %s", good[i], why);
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                why = NULL;
+                if (wwsf_public_identity_check(bad[i], &why))
+                        fail_msg("accepted %s", bad[i]);
+                assert_non_null(why);
+        }
         assert_true(wwsf_is_private_identity("a@ims.example.com"));
         assert_false(wwsf_is_private_identity("a@b@c"));
         assert_true(wwsf_is_ip_address("::1"));

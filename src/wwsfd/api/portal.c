@@ -401,10 +401,18 @@ static int op_add_entries(struct ctx *c) {
                 return r;
         if (!old.portal_id)
                 return engine_refusal(c, -EROFS, "pool");
-        json_t *body = c->pr->body, *entries = json_object_get(body, "entry");
-        if (!entries || json_object_size(body) != 1)
-                return refuse(c, WWSF_E_BAD_REQUEST, entries ? NULL : "entry",
-                              "the body is {\"entry\": [{\"impu\": ..., \"impi\": ...}, ...]} and nothing else");
+        json_t *body = c->pr->body, *entries = json_object_get(body, "entry"), *v;
+        const char *member;
+        json_object_foreach(body, member, v) {
+                if (strcmp(member, "entry") != 0)
+                        return refuse(c, WWSF_E_BAD_REQUEST, member,
+                                      "'%.64s' is not a member here: the body is {\"entry\": [{\"impu\": ..., "
+                                      "\"impi\": ...}, ...]} and nothing else",
+                                      member);
+        }
+        if (!entries)
+                return refuse(c, WWSF_E_BAD_REQUEST, "entry",
+                              "the body is {\"entry\": [{\"impu\": ..., \"impi\": ...}, ...]}");
         if (old.def.source != POOL_SOURCE_LIST)
                 return engine_refusal(c, lease_entries_add(c->e, &c->limits, old.id, NULL, 0, NULL), "pool");
         /* The new entries under the pool's definition, through the checks of
@@ -492,31 +500,36 @@ static int op_list_leases(struct ctx *c) {
         return answer(c, 200, page_answer(&pg));
 }
 
-/* The lease {id} if it is of one of the caller's pools. */
-static int own_lease(struct ctx *c, struct store_history *h) {
+/* The lease {id} if it is of one of the caller's pools, and its pool. */
+static int own_lease(struct ctx *c, struct store_history *h, struct store_pool *p) {
         int r = c->s->ops->history_get(c->s, c->pr->id, h);
         if (r == -ENOENT)
                 return refuse(c, WWSF_E_NOT_FOUND, NULL, "no such lease");
         if (r < 0)
                 return store_refusal(c, r);
-        struct store_pool p;
-        r = c->s->ops->pool_get_by_id(c->s, h->pool_id, &p);
-        if (r == -ENOENT || (r == 0 && (p.deleted || !owns_subscription(c, &p.sub))))
+        r = c->s->ops->pool_get_by_id(c->s, h->pool_id, p);
+        if (r == -ENOENT || (r == 0 && (p->deleted || !owns_subscription(c, &p->sub))))
                 return refuse(c, WWSF_E_NOT_FOUND, NULL, "no such lease");
         return r < 0 ? store_refusal(c, r) : 0;
 }
 
 static int op_get_lease(struct ctx *c) {
         struct store_history h;
-        int r = own_lease(c, &h);
+        struct store_pool p;
+        int r = own_lease(c, &h, &p);
         return r < 0 ? r : answer(c, 200, portal_lease_json(&h, c->now));
 }
 
 static int op_revoke_lease(struct ctx *c) {
         struct store_history h;
-        int r = own_lease(c, &h);
+        struct store_pool p;
+        int r = own_lease(c, &h, &p);
         if (r < 0)
                 return r;
+        /* A lease of a pool of the files is the operator's to end, as
+         * every other change of that pool is. */
+        if (!p.portal_id)
+                return engine_refusal(c, -EROFS, "pool");
         c->before = portal_lease_json(&h, c->now);
         if ((r = lease_revoke_id(c->e, h.id, &h)) < 0)
                 return engine_refusal(c, r, "lease");
@@ -1027,8 +1040,9 @@ enum MHD_Result api_portal(struct request *r, const char *url) {
                         return res;
                 }
         } else if (r->body_len) {
+                const struct op *op = pr->op;   /* pr is freed before the answer is made */
                 req_free(pr);
-                return reply_error(r, WWSF_E_BAD_REQUEST, "%s %s takes no body", pr->op->method, pr->op->path);
+                return reply_error(r, WWSF_E_BAD_REQUEST, "%s %s takes no body", op->method, op->path);
         }
         if ((v = request_header(r, "Idempotency-Key")) && strcmp(pr->op->method, "POST") == 0) {
                 if (!header_token(v, sizeof pr->idem_key)) {

@@ -1,6 +1,7 @@
 /* The portal API's JSON: pools as requests describe them (turned into the
  * pool configuration's keys, so that a pool of the API passes exactly the
  * checks a pool of the files does) and the resources as answers show them. */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -46,6 +47,16 @@ static const struct member *member_find(const char *name) {
                 if (strcmp(members[i].name, name) == 0)
                         return &members[i];
         return NULL;
+}
+
+/* Members of a pool's answers that the server sets. */
+static bool member_read_only(const char *name) {
+        static const char *const names[] = { "id", "source", "managed_by", "state", "etag", "counts",
+                                             "created_at", "updated_at" };
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+                if (strcmp(names[i], name) == 0)
+                        return true;
+        return false;
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -100,6 +111,8 @@ static int keys_from_json(struct keys *k, json_t *body, bool create, struct port
         char buf[2 * POOL_IDENTITY_MAX + 2];
         json_object_foreach(body, name, v) {
                 const struct member *m = member_find(name);
+                if (!m && member_read_only(name))
+                        return refuse(why, name, "'%s' is read-only: the server sets it", name);
                 if (!m)
                         return refuse(why, name, "unknown member '%s'", name);
                 if (!(create ? m->create : m->patch))
@@ -150,8 +163,10 @@ static int keys_from_json(struct keys *k, json_t *body, bool create, struct port
                                         return refuse(why, field, "%s must be {\"impu\": \"...\"} with an optional \"impi\"",
                                                       field);
                                 if (!plain_text(impu) || (impi && !plain_text(json_string_value(impi))))
-                                        return refuse(why, field, "%s: an IMPU or IMPI with spaces or control characters",
-                                                      field);
+                                        return refuse(why, field,
+                                                      "%s: an IMPU or IMPI is 1-%d characters without spaces or control "
+                                                      "characters",
+                                                      field, POOL_IDENTITY_MAX - 1);
                                 snprintf(buf, sizeof buf, "%s%s%s", impu, impi ? " " : "",
                                          impi ? json_string_value(impi) : "");
                                 if (key_add(k, field, "entry", buf) < 0)
@@ -164,8 +179,47 @@ static int keys_from_json(struct keys *k, json_t *body, bool create, struct port
         return 0;
 }
 
+/* Where the member name occurs in words as a word of its own (not inside
+ * "impi_range" for "impi"), or NULL. */
+static const char *word_at(const char *words, const char *name) {
+        size_t n = strlen(name);
+        for (const char *at = strstr(words, name); at; at = strstr(at + 1, name)) {
+                bool before = at == words || !(isalnum((unsigned char) at[-1]) || at[-1] == '_');
+                bool after = !(isalnum((unsigned char) at[n]) || at[n] == '_');
+                if (before && after)
+                        return at;
+        }
+        return NULL;
+}
+
+/* The member a problem of the whole pool is about: the one it asks for
+ * ("set 'impi'", "needs 'size'", "set impi_range"), else the first it
+ * mentions. */
+static const char *member_of_words(const char *words) {
+        char quoted[PORTAL_FIELD_MAX + 8];
+        for (size_t i = 0; i < N_MEMBERS; i++) {
+                snprintf(quoted, sizeof quoted, "'%s'", members[i].name);
+                if (strstr(words, quoted))
+                        return members[i].name;
+                snprintf(quoted, sizeof quoted, "set %s", members[i].name);
+                if (word_at(words, quoted))
+                        return members[i].name;
+        }
+        const char *first = NULL, *field = NULL;
+        for (size_t i = 0; i < N_MEMBERS; i++) {
+                const char *at = word_at(words, members[i].name);
+                if (at && (!first || at < first)) {
+                        first = at;
+                        field = members[i].name;
+                }
+        }
+        return field;
+}
+
 /* The member a problem of the configuration names: the key at its
- * position, or else the first member its words mention. */
+ * position, or else the one its words are about. The configuration's
+ * words name other keys by their line ("first at line 5"): here that is
+ * the member at that position. */
 static void refusal_from_config(const struct keys *k, const char *error, struct portal_refusal *why) {
         /* "request:POSITION: reason" */
         const char *p = strchr(error, ':');
@@ -174,20 +228,23 @@ static void refusal_from_config(const struct keys *k, const char *error, struct 
         reason = reason ? reason + 1 : error;
         while (*reason == ' ')
                 reason++;
-        const char *field = NULL;
-        if (pos >= 1 && pos <= k->n)
-                field = k->fields[pos];
-        else {
-                const char *first = NULL;
-                for (size_t i = 0; i < N_MEMBERS; i++) {
-                        const char *at = strstr(reason, members[i].name);
-                        if (at && (!first || at < first)) {
-                                first = at;
-                                field = members[i].name;
-                        }
-                }
+        const char *field = pos >= 1 && pos <= k->n ? k->fields[pos] : member_of_words(reason);
+        char words[sizeof why->detail];
+        size_t o = 0;
+        for (const char *r = reason; *r && o + 1 < sizeof words;) {
+                char *end;
+                long line;
+                if (strncmp(r, "line ", 5) == 0 && (line = strtol(r + 5, &end, 10)) >= 1 && line <= k->n &&
+                    end > r + 5) {
+                        o += (size_t) snprintf(words + o, sizeof words - o, "%s", k->fields[line]);
+                        if (o >= sizeof words)
+                                o = sizeof words - 1;
+                        r = end;
+                } else
+                        words[o++] = *r++;
         }
-        refuse(why, field, "%s", reason);
+        words[o] = '\0';
+        refuse(why, field, "%s", words);
 }
 
 void portal_pool_request_free(struct portal_pool_request *req) {
