@@ -132,7 +132,7 @@ def scan_seconds(db, pool_id, now):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=2, help="rounds of each measurement (default 2)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of each measurement (default 3)")
     ap.add_argument("--duration", type=int, default=10, help="seconds of each wrk run (default 10)")
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--wrk-connections", type=int, default=16)
@@ -207,10 +207,11 @@ def main():
             B.note("round %d of %d, load average %s", rnd + 1, args.rounds, B.loadavg())
             wrk("healthz", "healthz", {})
             wrk("read", "get", {"WRK_PATH": BASE + "/pools/%d" % small, "WRK_BEARER": key})
-            wrk("stats-small", "get", {"WRK_PATH": BASE + "/pools/%d/stats" % small, "WRK_BEARER": key})
-            wrk("stats-big", "get", {"WRK_PATH": BASE + "/pools/%d/stats" % big, "WRK_BEARER": key})
+            # The two sizes in turn, each first in every other round.
+            for label, pid in (("stats-small", small), ("stats-big", big))[::1 if rnd % 2 == 0 else -1]:
+                wrk(label, "get", {"WRK_PATH": BASE + "/pools/%d/stats" % pid, "WRK_BEARER": key})
             wrk("write", "entries", {"WRK_PATH": BASE + "/pools/%d/entries" % writes, "WRK_BEARER": key,
-                                     "WRK_DOMAIN": DOMAIN})
+                                     "WRK_DOMAIN": DOMAIN, "WRK_TAG": "r%d-" % rnd})
         added = api(s, key, "GET", "/pools/%d" % writes)
         B.note("the write pool holds %s entries after the runs", json.dumps(added.get("size")))
         s.finish()

@@ -10,7 +10,7 @@
 --   login      POST /api/v1/login as alice       (WRK_LOGIN_USER, WRK_LOGIN_PASSWORD)
 --   get        GET $WRK_PATH with Authorization: Bearer $WRK_BEARER (200 = success)
 --   entries    POST $WRK_PATH (a portal pool's entries) with Bearer $WRK_BEARER,
---              one new entry sip:wN-M@$WRK_DOMAIN per request (200 = success)
+--              one new entry sip:w$WRK_TAG<thread>-<n>@$WRK_DOMAIN per request (200 = success)
 -- For anonymous and login a success is a 200 whose body carries a token.
 -- WRK_CLOSE=1 in the environment: every request says Connection: close, so
 -- each one costs a new TCP connection and TLS handshake.
@@ -70,7 +70,7 @@ function init(args)
    elseif mode == "entries" then
       headers["Authorization"] = "Bearer " .. (os.getenv("WRK_BEARER") or "")
       entries = { path = os.getenv("WRK_PATH"), domain = os.getenv("WRK_DOMAIN") or "ims.example.com",
-                  headers = headers, n = 0 }
+                  tag = os.getenv("WRK_TAG") or "", headers = headers, n = 0 }
    else
       error("unknown mode " .. mode)
    end
@@ -79,7 +79,7 @@ end
 function request()
    if entries then
       entries.n = entries.n + 1
-      local name = string.format("w%d-%d", id, entries.n)
+      local name = string.format("w%s%d-%d", entries.tag, id, entries.n)
       return wrk.format("POST", entries.path, entries.headers,
                         string.format('{"entry":[{"impu":"sip:%s@%s","impi":"%s@%s"}]}', name, entries.domain,
                                       name, entries.domain))
