@@ -11,23 +11,24 @@
 --   n_avail_after    entries not retired with avail_at > counted_at (leased or in
 --                    quarantine then; avail_at >= expires_at for every such entry)
 -- and the triggers below keep them true of counted_at whenever a row of
--- pool_entry changes, whatever statement changes it. The counts at another
--- time now are those plus the entries whose times fall between counted_at and
--- now, two range counts over the indexes below that cost what changed state
--- in between, not the pool's size; the daemon's reclaim moves counted_at up to
--- now on every tick, so that little ever lies in between.
+-- pool_entry changes, whatever statement changes it. The counts at a later
+-- time now are those less the entries whose lease or quarantine ended between
+-- counted_at and now: two range counts that cost what changed state in
+-- between, not the pool's size, on indexes the lease path has anyway:
+--   quarantines: pool_entry_by_avail (pool_id, avail_at);
+--   leases:      pool_entry_open_by_expiry (expires_at) WHERE history_id IS NOT NULL.
+-- The second holds every lease that can end after counted_at because the
+-- lease engine moves a pool's counted_at up to a lease's end before it closes
+-- the lease (release, revoke, reclaim): a closed lease ended at or before
+-- counted_at. The daemon's reclaim moves every pool's counted_at up to now on
+-- each tick, so that little ever lies in between. (A time before counted_at,
+-- which only `wwsfctl --now` asks for, is counted by a scan.)
 
 ALTER TABLE pool ADD COLUMN counted_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE pool ADD COLUMN n_entries INTEGER NOT NULL DEFAULT 0;        -- materialised rows
 ALTER TABLE pool ADD COLUMN n_retired INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE pool ADD COLUMN n_expires_after INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE pool ADD COLUMN n_avail_after INTEGER NOT NULL DEFAULT 0;
-
--- The leases of a pool that end between two times (the counts between
--- counted_at and now):
---   SELECT count(*) ... WHERE pool_id = ? AND retired = 0 AND expires_at > ? AND expires_at <= ?
--- The quarantines that end between two times use pool_entry_by_avail (0001).
-CREATE INDEX pool_entry_by_expiry ON pool_entry (pool_id, expires_at) WHERE retired = 0;
 
 -- The counts of what is there now, once.
 UPDATE pool SET counted_at = CAST(strftime('%s', 'now') AS INTEGER);

@@ -100,11 +100,17 @@ static int64_t avail_after(const struct store_entry *en, const struct store_pool
         return en->retired ? STORE_NEVER : end + p->def.quarantine;
 }
 
-/* Closes the entry's open history row, if any, at ended_at. */
+/* Closes the entry's open history row, if any, at ended_at (its
+ * expires_at). The pool's kept counts move up to ended_at first: they find
+ * the leases that end after their instant among the open ones only
+ * (sql/0004-pool-counts.sql). */
 static int close_history(struct lease_engine *e, struct store_entry *en, int64_t ended_at, const char *reason) {
         if (!en->history_id)
                 return 0;
-        int r = e->ops->history_close(e->store, en->history_id, ended_at, reason);
+        int r = e->ops->pool_counts_advance(e->store, en->pool_id, ended_at);
+        if (r < 0)
+                return store_fail(e, r, "advance pool counts");
+        r = e->ops->history_close(e->store, en->history_id, ended_at, reason);
         if (r < 0)
                 return store_fail(e, r, "close lease history");
         en->history_id = 0;
@@ -519,7 +525,7 @@ static int reclaim_locked(struct lease_engine *e, int max_count, int max_ms, int
                 res->more = true;
         /* The pools' kept counts move up to now with the reclaim, so that
          * reading them has only what ends after now to add. */
-        if ((r = e->ops->pool_counts_advance(e->store, now)) < 0) {
+        if ((r = e->ops->pool_counts_advance(e->store, 0, now)) < 0) {
                 r = store_fail(e, r, "advance pool counts");
                 goto out;
         }

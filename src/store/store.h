@@ -197,11 +197,13 @@ struct store_ops {
         /* The pool's counts at now, from the counts kept with the pool: a
          * time independent of the pool's size (it grows only with the
          * entries whose lease or quarantine ended since the counts were last
-         * moved forward). -ENOENT for no such pool. */
+         * moved forward; a time before that is counted by a scan). -ENOENT
+         * for no such pool. */
         int (*pool_counts)(struct store *s, int64_t pool_id, int64_t now, struct store_counts *ret);
-        /* Moves every pool's kept counts forward to now, so that
-         * pool_counts() has little to add; a write (the reclaim's). */
-        int (*pool_counts_advance)(struct store *s, int64_t now);
+        /* Moves the pool's kept counts (pool_id 0: every pool's) forward to
+         * now, never back. The engine calls it before it closes a lease that
+         * ended at now (sql/0004-pool-counts.sql), and each reclaim for all. */
+        int (*pool_counts_advance)(struct store *s, int64_t pool_id, int64_t now);
 
         int (*entry_by_impu)(struct store *s, const char *impu, struct store_entry *ret);
         /* The holder's entry in the pool with expires_at > now (live), or else

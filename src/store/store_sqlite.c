@@ -23,6 +23,7 @@ enum stmt_id {
         ST_POOL_LIST,
         ST_POOL_SET_NEXT,
         ST_POOL_COUNTS,
+        ST_POOL_COUNTS_SCAN,
         ST_POOL_COUNTS_ADVANCE,
         ST_POOL_COUNTS_CHECK,
         ST_ENTRY_BY_IMPU,
@@ -158,26 +159,33 @@ static const char *const stmt_sql[_ST_MAX] = {
         [ST_POOL_LIST] = "SELECT " POOL_COLUMNS "WHERE p.deleted_at IS NULL ORDER BY p.name",
         [ST_POOL_SET_NEXT] = "UPDATE pool SET next_index = ?2 WHERE id = ?1",
         /* The pool's counts (sql/0004-pool-counts.sql) hold for counted_at;
-         * the two range counts add what changed state between then and ?2,
-         * in either direction, and cost only that. Columns: materialised,
-         * retired, the leases and the leases or quarantines ongoing at
-         * counted_at, counted_at, and the two range counts. */
+         * the two range counts take out what ended between then and ?2, and
+         * cost only that. Columns: materialised, retired, the leases and the
+         * leases or quarantines ongoing at counted_at, counted_at, and the
+         * two range counts (0 when ?2 is before counted_at: the caller then
+         * scans). */
         [ST_POOL_COUNTS] =
                 "SELECT p.n_entries, p.n_retired, p.n_expires_after, p.n_avail_after, p.counted_at, "
-                "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_by_expiry WHERE pool_id = p.id "
-                "AND retired = 0 AND expires_at > min(p.counted_at, ?2) AND expires_at <= max(p.counted_at, ?2)), "
+                "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_open_by_expiry WHERE history_id IS NOT NULL "
+                "AND expires_at > p.counted_at AND expires_at <= ?2 AND pool_id = p.id AND retired = 0), "
                 "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_by_avail WHERE pool_id = p.id "
-                "AND avail_at > min(p.counted_at, ?2) AND avail_at <= max(p.counted_at, ?2) AND retired = 0) "
+                "AND avail_at > p.counted_at AND avail_at <= ?2 AND retired = 0) "
                 "FROM pool p WHERE p.id = ?1",
-        /* Moves every pool's counts forward to ?1 (never back). */
+        /* The same counts from every entry of the pool, for a time before
+         * counted_at. */
+        [ST_POOL_COUNTS_SCAN] = "SELECT count(*), total(expires_at > ?2 AND retired = 0), "
+                                "total(expires_at <= ?2 AND avail_at > ?2 AND retired = 0), total(retired) "
+                                "FROM pool_entry WHERE pool_id = ?1",
+        /* Moves the pool's counts (?2 = 0: every pool's) forward to ?1,
+         * never back. */
         [ST_POOL_COUNTS_ADVANCE] =
                 "UPDATE pool SET n_expires_after = n_expires_after - "
-                "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_by_expiry WHERE pool_id = pool.id "
-                "AND retired = 0 AND expires_at > pool.counted_at AND expires_at <= ?1), "
+                "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_open_by_expiry WHERE history_id IS NOT NULL "
+                "AND expires_at > pool.counted_at AND expires_at <= ?1 AND pool_id = pool.id AND retired = 0), "
                 "n_avail_after = n_avail_after - "
                 "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_by_avail WHERE pool_id = pool.id "
                 "AND avail_at > pool.counted_at AND avail_at <= ?1 AND retired = 0), "
-                "counted_at = ?1 WHERE counted_at < ?1",
+                "counted_at = ?1 WHERE counted_at < ?1 AND (?2 = 0 OR id = ?2)",
         /* The pools whose counts a scan of their entries contradicts. */
         [ST_POOL_COUNTS_CHECK] =
                 "SELECT p.name, p.n_entries, c.n, p.n_retired, c.r, p.n_expires_after, c.e, p.n_avail_after, c.a "
@@ -589,6 +597,24 @@ static int sqlite_pool_set_next_index(struct store *base, int64_t pool_id, int64
         return exec_stmt(s, st, "pool cursor");
 }
 
+static int pool_counts_scan(struct store_sqlite *s, int64_t pool_id, int64_t now, struct store_counts *ret) {
+        sqlite3_stmt *st = stmt(s, ST_POOL_COUNTS_SCAN);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, pool_id);
+        sqlite3_bind_int64(st, 2, now);
+        int rc = sqlite3_step(st), r = 0;
+        if (rc == SQLITE_ROW) {
+                ret->materialised = sqlite3_column_int64(st, 0);
+                ret->leased = sqlite3_column_int64(st, 1);
+                ret->quarantine = sqlite3_column_int64(st, 2);
+                ret->retired = sqlite3_column_int64(st, 3);
+        } else
+                r = fail(s, rc, "pool counts");
+        sqlite3_reset(st);
+        return r;
+}
+
 static int sqlite_pool_counts(struct store *base, int64_t pool_id, int64_t now, struct store_counts *ret) {
         struct store_sqlite *s = SELF(base);
         sqlite3_stmt *st = stmt(s, ST_POOL_COUNTS);
@@ -597,13 +623,12 @@ static int sqlite_pool_counts(struct store *base, int64_t pool_id, int64_t now, 
         sqlite3_bind_int64(st, 1, pool_id);
         sqlite3_bind_int64(st, 2, now);
         int rc = sqlite3_step(st), r = 0;
+        bool before = false;
         if (rc == SQLITE_ROW) {
-                int64_t counted_at = sqlite3_column_int64(st, 4);
-                /* Forward in time the leases and quarantines that ended since
-                 * counted_at leave the counts; back in time they return. */
-                int64_t sign = now >= counted_at ? -1 : 1;
-                int64_t leases = sqlite3_column_int64(st, 2) + sign * sqlite3_column_int64(st, 5);
-                int64_t busy = sqlite3_column_int64(st, 3) + sign * sqlite3_column_int64(st, 6);
+                before = now < sqlite3_column_int64(st, 4);
+                /* What ended between counted_at and now leaves the counts. */
+                int64_t leases = sqlite3_column_int64(st, 2) - sqlite3_column_int64(st, 5);
+                int64_t busy = sqlite3_column_int64(st, 3) - sqlite3_column_int64(st, 6);
                 ret->materialised = sqlite3_column_int64(st, 0);
                 ret->retired = sqlite3_column_int64(st, 1);
                 ret->leased = leases;
@@ -611,15 +636,16 @@ static int sqlite_pool_counts(struct store *base, int64_t pool_id, int64_t now, 
         } else
                 r = rc == SQLITE_DONE ? -ENOENT : fail(s, rc, "pool counts");
         sqlite3_reset(st);
-        return r;
+        return r == 0 && before ? pool_counts_scan(s, pool_id, now, ret) : r;
 }
 
-static int sqlite_pool_counts_advance(struct store *base, int64_t now) {
+static int sqlite_pool_counts_advance(struct store *base, int64_t pool_id, int64_t now) {
         struct store_sqlite *s = SELF(base);
         sqlite3_stmt *st = stmt(s, ST_POOL_COUNTS_ADVANCE);
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int64(st, 2, pool_id);
         return exec_stmt(s, st, "advance pool counts");
 }
 
@@ -739,7 +765,7 @@ static const struct {
         { ST_ENTRY_FIRST_AVAILABLE, "pool_entry_by_avail" },
         { ST_ENTRY_UPDATE, NULL },
         { ST_ENTRIES_EXPIRED, "pool_entry_open_by_expiry" },
-        { ST_POOL_COUNTS, "pool_entry_by_expiry" },
+        { ST_POOL_COUNTS, "pool_entry_open_by_expiry" },
         { ST_HISTORY_LIST_AT, "lease_history_by_impu" },
         /* Every request of a portal authenticates its key. */
         { ST_PORTAL_KEY_GET, "(key_id=?)" },
@@ -1561,8 +1587,17 @@ int store_sqlite_open(const char *path, const struct store_options *opt, struct 
         if (opt->manual_checkpoint &&
             (rc = sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint = 0", NULL, NULL, &err)) != SQLITE_OK)
                 goto sql_fail;
+        /* temp_store = MEMORY: the statement and savepoint journals (the
+         * pages a statement or a savepoint may have to put back) stay in
+         * memory instead of a temporary file written page by page. Every
+         * write of pool_entry fires a trigger (sql/0004-pool-counts.sql) and
+         * so keeps a statement journal, and every request of a batch has its
+         * savepoint: on a file that was a write() per page, several per
+         * lease. They never outlive their transaction, and a crash loses
+         * nothing of them that the database needs. */
         if ((rc = sqlite3_exec(s->db, sync_pragma[opt->sync], NULL, NULL, &err)) != SQLITE_OK ||
-            (rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, &err)) != SQLITE_OK)
+            (rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, &err)) != SQLITE_OK ||
+            (rc = sqlite3_exec(s->db, "PRAGMA temp_store = MEMORY", NULL, NULL, &err)) != SQLITE_OK)
                 goto sql_fail;
 
         if ((r = migrate(s, opt->read_only)) < 0) {

@@ -135,7 +135,7 @@ static double fill_pool(const char *db, int64_t size, int busy_percent, int64_t 
         /* The non-unique indexes are built after the rows (a sort, much faster
          * than 10^7 random insertions); the same SQL as the migration's. */
         static const char *const names[] = { "pool_entry_by_avail", "pool_entry_by_holder",
-                                             "pool_entry_open_by_expiry", "pool_entry_by_expiry" };
+                                             "pool_entry_open_by_expiry" };
         enum { N_INDEXES = sizeof names / sizeof names[0] };
         char *create[N_INDEXES];
         for (int i = 0; i < N_INDEXES; i++) {
