@@ -205,7 +205,10 @@ static int update_locked(struct lease_engine *e, struct update_args *a) {
         if ((r = check_limits(e, a->pt, 0, d->size - old.def.size)) < 0 ||
             (d->source == POOL_SOURCE_RANGE && (r = lease_check_overlap(e, d, old.id, NULL, 0, false)) < 0))
                 return r;
-        if ((r = e->ops->pool_upsert(e->store, d, a->now)) < 0 || (r = e->ops->pool_touch(e->store, old.id, a->now)) < 0)
+        /* The upsert gives a new revision (ETag) only when the definition
+         * changed: a PATCH that changes nothing leaves other clients'
+         * If-Match good. */
+        if ((r = e->ops->pool_upsert(e->store, d, a->now)) < 0)
                 return store_fail(e, r, "write pool");
         if (d->source != POOL_SOURCE_LIST) {
                 /* As an import does: entries beyond the size retire (their

@@ -138,6 +138,12 @@ class Pools(pf.PortalTestCase):
         r = p.api("DELETE", path, headers={"If-Match": pool["etag"]})
         self.assertStatus(r, 412, "precondition_failed")
         self.assertEqual(p.api("GET", path).json()["lease_ttl"], 300)
+        # A PATCH that changes nothing keeps the ETag, so others' If-Match stays good.
+        etag = p.api("GET", path).json()["etag"]
+        for body in ({}, {"lease_ttl": 300}):
+            r = p.api("PATCH", path, body=body, headers={"If-Match": etag})
+            self.assertStatus(r, 200)
+            self.assertEqual(r.json()["etag"], etag, body)
         # The range grows; its shape may not change once used.
         r = p.api("PATCH", path, body={"impu_range": "sip:+1555{0000..0199}@" + DOMAIN,
                                        "impi_range": "numbers-{0000..0199}@" + DOMAIN})
