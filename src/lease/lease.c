@@ -523,9 +523,12 @@ static int reclaim_locked(struct lease_engine *e, int max_count, int max_ms, int
         }
         if (rs.n == max_count)
                 res->more = true;
-        /* The pools' kept counts move up to now with the reclaim, so that
-         * reading them has only what ends after now to add. */
-        if ((r = e->ops->pool_counts_advance(e->store, 0, now)) < 0) {
+        /* Each close moved its pool's kept counts up to its lease's end
+         * (close_history()); once no expired lease is left open, every
+         * pool's move up to now, so that a read of them has only what ends
+         * after now to add. Not before: the range up to now would hold every
+         * lease still to reclaim, a batch's bound of work many times over. */
+        if (!res->more && (r = e->ops->pool_counts_advance(e->store, 0, now)) < 0) {
                 r = store_fail(e, r, "advance pool counts");
                 goto out;
         }

@@ -25,6 +25,7 @@ enum stmt_id {
         ST_POOL_COUNTS,
         ST_POOL_COUNTS_SCAN,
         ST_POOL_COUNTS_ADVANCE,
+        ST_POOL_COUNTS_ADVANCE_ONE,
         ST_POOL_COUNTS_CHECK,
         ST_ENTRY_BY_IMPU,
         ST_ENTRY_LIVE_BY_HOLDER,
@@ -176,8 +177,8 @@ static const char *const stmt_sql[_ST_MAX] = {
         [ST_POOL_COUNTS_SCAN] = "SELECT count(*), total(expires_at > ?2 AND retired = 0), "
                                 "total(expires_at <= ?2 AND avail_at > ?2 AND retired = 0), total(retired) "
                                 "FROM pool_entry WHERE pool_id = ?1",
-        /* Moves the pool's counts (?2 = 0: every pool's) forward to ?1,
-         * never back. */
+        /* Moves every pool's counts forward to ?1, never back; _ONE only
+         * pool ?2's (a lookup by id). */
         [ST_POOL_COUNTS_ADVANCE] =
                 "UPDATE pool SET n_expires_after = n_expires_after - "
                 "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_open_by_expiry WHERE history_id IS NOT NULL "
@@ -185,7 +186,15 @@ static const char *const stmt_sql[_ST_MAX] = {
                 "n_avail_after = n_avail_after - "
                 "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_by_avail WHERE pool_id = pool.id "
                 "AND avail_at > pool.counted_at AND avail_at <= ?1 AND retired = 0), "
-                "counted_at = ?1 WHERE counted_at < ?1 AND (?2 = 0 OR id = ?2)",
+                "counted_at = ?1 WHERE counted_at < ?1",
+        [ST_POOL_COUNTS_ADVANCE_ONE] =
+                "UPDATE pool SET n_expires_after = n_expires_after - "
+                "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_open_by_expiry WHERE history_id IS NOT NULL "
+                "AND expires_at > pool.counted_at AND expires_at <= ?1 AND pool_id = pool.id AND retired = 0), "
+                "n_avail_after = n_avail_after - "
+                "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_by_avail WHERE pool_id = pool.id "
+                "AND avail_at > pool.counted_at AND avail_at <= ?1 AND retired = 0), "
+                "counted_at = ?1 WHERE id = ?2 AND counted_at < ?1",
         /* The pools whose counts a scan of their entries contradicts. */
         [ST_POOL_COUNTS_CHECK] =
                 "SELECT p.name, p.n_entries, c.n, p.n_retired, c.r, p.n_expires_after, c.e, p.n_avail_after, c.a "
@@ -641,11 +650,12 @@ static int sqlite_pool_counts(struct store *base, int64_t pool_id, int64_t now, 
 
 static int sqlite_pool_counts_advance(struct store *base, int64_t pool_id, int64_t now) {
         struct store_sqlite *s = SELF(base);
-        sqlite3_stmt *st = stmt(s, ST_POOL_COUNTS_ADVANCE);
+        sqlite3_stmt *st = stmt(s, pool_id ? ST_POOL_COUNTS_ADVANCE_ONE : ST_POOL_COUNTS_ADVANCE);
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_int64(st, 2, pool_id);
+        if (pool_id)
+                sqlite3_bind_int64(st, 2, pool_id);
         return exec_stmt(s, st, "advance pool counts");
 }
 
@@ -766,6 +776,8 @@ static const struct {
         { ST_ENTRY_UPDATE, NULL },
         { ST_ENTRIES_EXPIRED, "pool_entry_open_by_expiry" },
         { ST_POOL_COUNTS, "pool_entry_open_by_expiry" },
+        /* Before every close of a lease. */
+        { ST_POOL_COUNTS_ADVANCE_ONE, "pool_entry_open_by_expiry" },
         { ST_HISTORY_LIST_AT, "lease_history_by_impu" },
         /* Every request of a portal authenticates its key. */
         { ST_PORTAL_KEY_GET, "(key_id=?)" },
