@@ -210,6 +210,17 @@ static int acquire_locked(struct lease_engine *e, const char *pool, const char *
         /* Affinity, live: the same IMPU again, renewed. */
         if (!(flags & LEASE_ACQUIRE_ADDITIONAL)) {
                 r = e->ops->entry_by_holder(e->store, p.id, holder, now, true, en);
+                if (r == 0 && !en->history_id) {
+                        /* Live by the clock, but its lease was closed (the
+                         * clock went back past its end): a new lease, with a
+                         * history row of its own, as from quarantine. */
+                        char addr[STORE_ADDR_MAX];
+                        snprintf(addr, sizeof addr, "%s", client_addr && *client_addr ? client_addr : en->client_addr);
+                        if ((r = grant(e, &p, en, holder, addr, now)) < 0)
+                                return r;
+                        *origin = LEASE_ORIGIN_LIVE;
+                        return 0;
+                }
                 if (r == 0) {
                         en->expires_at = now + p.def.lease_ttl;
                         en->avail_at = avail_after(en, &p, en->expires_at);
@@ -347,8 +358,13 @@ static int renew_locked(struct lease_engine *e, const char *impu, const char *ho
         struct store_pool p;
         if ((r = e->ops->pool_get(e->store, en->pool, &p)) < 0)
                 return store_fail(e, r, "read pool");
-        if (st == LEASE_STATE_QUARANTINE)
-                return grant(e, &p, en, holder, en->client_addr, now);
+        /* From quarantine, or live by the clock with its lease closed (the
+         * clock went back past its end): a new lease with its history row. */
+        if (st == LEASE_STATE_QUARANTINE || !en->history_id) {
+                char addr[STORE_ADDR_MAX];
+                snprintf(addr, sizeof addr, "%s", en->client_addr);
+                return grant(e, &p, en, holder, addr, now);
+        }
         en->expires_at = now + p.def.lease_ttl;
         en->avail_at = avail_after(en, &p, en->expires_at);
         if ((r = e->ops->entry_update(e->store, en)) < 0 ||

@@ -195,15 +195,18 @@ static const char *const stmt_sql[_ST_MAX] = {
                 "(SELECT count(*) FROM pool_entry INDEXED BY pool_entry_by_avail WHERE pool_id = pool.id "
                 "AND avail_at > pool.counted_at AND avail_at <= ?1 AND retired = 0), "
                 "counted_at = ?1 WHERE id = ?2 AND counted_at < ?1",
-        /* The pools whose counts a scan of their entries contradicts. */
+        /* The pools whose counts a scan of their entries contradicts, or
+         * that have a closed lease ending after counted_at (which a read
+         * would never take out). */
         [ST_POOL_COUNTS_CHECK] =
-                "SELECT p.name, p.n_entries, c.n, p.n_retired, c.r, p.n_expires_after, c.e, p.n_avail_after, c.a "
-                "FROM pool p JOIN (SELECT q.id AS id, count(e.id) AS n, total(e.retired != 0) AS r, "
+                "SELECT p.name, p.n_entries, c.n, p.n_retired, c.r, p.n_expires_after, c.e, p.n_avail_after, c.a, "
+                "c.late FROM pool p JOIN (SELECT q.id AS id, count(e.id) AS n, total(e.retired != 0) AS r, "
                 "total(e.retired = 0 AND e.expires_at > q.counted_at) AS e, "
-                "total(e.retired = 0 AND e.avail_at > q.counted_at) AS a "
+                "total(e.retired = 0 AND e.avail_at > q.counted_at) AS a, "
+                "total(e.history_id IS NULL AND e.retired = 0 AND e.expires_at > q.counted_at) AS late "
                 "FROM pool q LEFT JOIN pool_entry e ON e.pool_id = q.id GROUP BY q.id) c ON c.id = p.id "
                 "WHERE p.n_entries != c.n OR p.n_retired != c.r OR p.n_expires_after != c.e "
-                "OR p.n_avail_after != c.a ORDER BY p.name",
+                "OR p.n_avail_after != c.a OR c.late > 0 ORDER BY p.name",
         [ST_ENTRY_BY_IMPU] = "SELECT " ENTRY_COLUMNS "WHERE e.impu = ?1",
         [ST_ENTRY_LIVE_BY_HOLDER] = "SELECT " ENTRY_COLUMNS_BY_HOLDER "WHERE e.pool_id = ?1 AND e.holder = ?2 "
                                     "AND e.expires_at > ?3 ORDER BY e.expires_at DESC LIMIT 1",
@@ -1386,12 +1389,14 @@ static int sqlite_check(struct store *base, char *buf, size_t size) {
         while ((rc = sqlite3_step(st)) == SQLITE_ROW && used + 1 < size) {
                 int n = snprintf(buf + used, size - used,
                                  "%spool %s: counts (entries %lld, retired %lld, leased %lld, busy %lld) "
-                                 "but its entries say (%lld, %lld, %lld, %lld)",
+                                 "and its entries (%lld, %lld, %lld, %lld); closed leases ending after "
+                                 "its counts' time: %lld",
                                  used ? "; " : "", sqlite3_column_text(st, 0),
                                  (long long) sqlite3_column_int64(st, 1), (long long) sqlite3_column_int64(st, 3),
                                  (long long) sqlite3_column_int64(st, 5), (long long) sqlite3_column_int64(st, 7),
                                  (long long) sqlite3_column_int64(st, 2), (long long) sqlite3_column_int64(st, 4),
-                                 (long long) sqlite3_column_int64(st, 6), (long long) sqlite3_column_int64(st, 8));
+                                 (long long) sqlite3_column_int64(st, 6), (long long) sqlite3_column_int64(st, 8),
+                                 (long long) sqlite3_column_int64(st, 9));
                 used += n > 0 ? (size_t) n : 0;
         }
         if (rc != SQLITE_DONE && rc != SQLITE_ROW)

@@ -697,6 +697,52 @@ static void test_kept_counts_agree(void **state) {
         assert_true(moves_back > 10);
 }
 
+static void assert_counts_agree(struct fixture *fx) {
+        struct state_counts kept = { 0 }, scan = { 0 };
+        assert_int_equal(lease_pools(fx->engine, NULL, collect_counts, &kept) < 0, 0);
+        assert_int_equal(lease_list(fx->engine, NULL, scan_counts, &scan) < 0, 0);
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(kept.leased[i], scan.leased[i]);
+                assert_int_equal(kept.quarantine[i], scan.quarantine[i]);
+        }
+        char verdict[512];
+        assert_int_equal(fx->store->ops->check(fx->store, verdict, sizeof verdict), 0);
+        assert_string_equal(verdict, "ok");
+}
+
+/* A lease released, then the clock back before its end (an NTP step, or
+ * wwsfctl --now): by the clock the holder's IMPU is live again, with its
+ * lease closed. Renewing it, or acquiring again, opens a new lease (a
+ * history row of its own) rather than extending a closed one, which the
+ * kept counts would never take out once it ends. */
+static void test_renew_after_the_clock_went_back(void **state) {
+        struct fixture *fx = *state;
+        int64_t t0 = fx->now;
+        for (int way = 0; way < 2; way++) {
+                fx->now = t0 + way * 10000;
+                struct lease l;
+                assert_int_equal(lease_acquire(fx->engine, "trio", "back", NULL, 0, &l, NULL), 0);
+                fx->now += 60;
+                assert_int_equal(lease_release(fx->engine, l.impu, "back", NULL), 0);
+                fx->now -= 30;          /* before the release: live by the clock */
+                struct lease again;
+                enum lease_origin origin;
+                if (way == 0)
+                        assert_int_equal(lease_renew(fx->engine, l.impu, "back", &again), 0);
+                else {
+                        assert_int_equal(lease_acquire(fx->engine, "trio", "back", NULL, 0, &again, &origin), 0);
+                        assert_int_equal(origin, LEASE_ORIGIN_LIVE);
+                }
+                assert_string_equal(again.impu, l.impu);
+                assert_counts_agree(fx);
+                fx->now += 100 + 300 + 1;       /* past the new lease and its quarantine */
+                struct lease_reclaim_result rr;
+                assert_int_equal(lease_reclaim_batch(fx->engine, 100, 1000, &rr), 0);
+                assert_int_equal(rr.reclaimed, 1);
+                assert_counts_agree(fx);
+        }
+}
+
 /* The store's check finds kept counts that a write behind the triggers'
  * back made wrong. */
 static void test_check_finds_wrong_counts(void **state) {
@@ -746,6 +792,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_kept_counts_agree, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_check_finds_wrong_counts, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_renew_after_the_clock_went_back, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
