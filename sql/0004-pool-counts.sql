@@ -19,8 +19,9 @@
 --   leases:      pool_entry_open_by_expiry (expires_at) WHERE history_id IS NOT NULL.
 -- The second holds every lease that can end after counted_at because the
 -- lease engine moves a pool's counted_at up to a lease's end before it closes
--- the lease (release, revoke, reclaim): a closed lease ended at or before
--- counted_at. The daemon's reclaim moves every pool's counted_at up to now on
+-- the lease (release, revoke, reclaim), and extends open leases only (an
+-- entry live again by the clock after its lease closed gets a new lease): a
+-- closed lease ended at or before counted_at. The daemon's reclaim moves every pool's counted_at up to now on
 -- each tick, so that little ever lies in between. (A time before counted_at,
 -- which only `wwsfctl --now` asks for, is counted by a scan.)
 
