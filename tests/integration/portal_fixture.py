@@ -18,10 +18,12 @@ import json
 import os
 import re
 import sys
+import tempfile
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import openapi_tools  # noqa: E402
 import wwsf_testlib as t  # noqa: E402
 import wwsfd_fixture as f  # noqa: E402
 
@@ -66,6 +68,39 @@ def record(method, path, r):
     with open(out, "a") as fh:
         fh.write(json.dumps({"method": "GET" if method == "HEAD" else method, "path": template,
                              "status": r.status, "body": body}) + "\n")
+
+
+# The file start_recording() made (None when $WWSF_OPENAPI_RECORD was set
+# by the caller, who then keeps it).
+_RECORDS = None
+
+
+def start_recording(name):
+    """For a test file's setUpModule(): every answer api() gets from here on
+    goes to $WWSF_OPENAPI_RECORD, a new temporary file unless it is set."""
+    global _RECORDS
+    if not os.environ.get("WWSF_OPENAPI_RECORD"):
+        fd, _RECORDS = tempfile.mkstemp(prefix="wwsf-%s-answers-" % name, suffix=".jsonl")
+        os.close(fd)
+        os.environ["WWSF_OPENAPI_RECORD"] = _RECORDS
+
+
+def validate_recorded(minimum):
+    """For a test file's tearDownModule(): at least minimum answers were
+    recorded, and every one is what docs/openapi.json's schemas describe."""
+    path = os.environ["WWSF_OPENAPI_RECORD"]
+    try:
+        with open(path) as fh:
+            n = sum(1 for _ in fh)
+        if n < minimum:
+            raise AssertionError("only %d answers were recorded for the OpenAPI check" % n)
+        rc, out, err = openapi_tools.validate("answers", openapi_tools.DOCUMENT, path)
+        sys.stderr.write(out)
+        if rc != 0:
+            raise AssertionError("answers of the portal API that docs/openapi.json does not describe:\n%s" % err)
+    finally:
+        if _RECORDS:
+            os.unlink(_RECORDS)
 
 
 def pools_ini():

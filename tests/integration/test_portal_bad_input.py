@@ -17,12 +17,10 @@ import json
 import os
 import sqlite3
 import sys
-import tempfile
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import openapi_tools  # noqa: E402
 import portal_fixture as pf  # noqa: E402
 import wwsf_testlib as t  # noqa: E402
 import wwsfd_fixture as f  # noqa: E402
@@ -930,31 +928,12 @@ class BadInput(pf.PortalTestCase):
 
 
 # Every answer of this file's tests against the document's schemas.
-_RECORDS = None
-
-
 def setUpModule():
-    global _RECORDS
-    if not os.environ.get("WWSF_OPENAPI_RECORD"):
-        fd, _RECORDS = tempfile.mkstemp(prefix="wwsf-portal-bad-answers-", suffix=".jsonl")
-        os.close(fd)
-        os.environ["WWSF_OPENAPI_RECORD"] = _RECORDS
+    pf.start_recording("portal-bad")
 
 
 def tearDownModule():
-    path = os.environ["WWSF_OPENAPI_RECORD"]
-    try:
-        with open(path) as fh:
-            n = sum(1 for _ in fh)
-        if n < 100:
-            raise AssertionError("only %d answers were recorded for the OpenAPI check" % n)
-        rc, out, err = openapi_tools.validate("answers", openapi_tools.DOCUMENT, path)
-        sys.stderr.write(out)
-        if rc != 0:
-            raise AssertionError("answers of the portal API that docs/openapi.json does not describe:\n%s" % err)
-    finally:
-        if _RECORDS:
-            os.unlink(_RECORDS)
+    pf.validate_recorded(minimum=100)
 
 
 if __name__ == "__main__":
