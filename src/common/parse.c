@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "wictoken/sip.h"
+
 int wwsf_parse_int(const char *s, int64_t min, int64_t max, int64_t *ret) {
         if (!s || !*s || isspace((unsigned char) *s))
                 return -EINVAL;
@@ -110,195 +112,34 @@ bool wwsf_is_utf8(const char *s) {
 
 /* ---- SIP and tel URIs ---- */
 
+/* The grammar is libwictoken's (src/wictoken/sip.c, RFC 3261 section 25.1
+ * and RFC 3966 section 3), the one the eP-CSCF applies to a REGISTER; an
+ * IMPU asks for a little more, checked here: plain ASCII, a user part, a
+ * well-formed IPv6 address, tel parameter names of RFC 3966 and a local
+ * number's phone-context. */
+
 static bool refuse_uri(const char **why, const char *words) {
         if (why)
                 *why = words;
         return false;
 }
 
-/* unreserved = alphanum / mark (RFC 3261 section 25.1) */
-static bool uri_unreserved(unsigned char c) {
-        return isalnum(c) || (c && strchr("-_.!~*'()", c));
-}
-
-static bool uri_user_char(unsigned char c) {
-        return uri_unreserved(c) || (c && strchr("&=+$,;?/", c));
-}
-
-static bool uri_param_char(unsigned char c) {
-        return uri_unreserved(c) || (c && strchr("[]/:&+$", c));
-}
-
-static bool uri_header_char(unsigned char c) {
-        return uri_unreserved(c) || (c && strchr("[]/?:+$", c));
-}
-
-/* n bytes at s, each of the set or an escape "%" HEXDIG HEXDIG. */
-static bool escaped_run(const char *s, size_t n, bool (*ok)(unsigned char)) {
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char) s[i];
-                if (c == '%') {
-                        if (i + 2 >= n || !isxdigit((unsigned char) s[i + 1]) || !isxdigit((unsigned char) s[i + 2]))
-                                return false;
-                        i += 2;
-                } else if (!ok(c))
-                        return false;
-        }
-        return true;
-}
-
-/* hostname = *( domainlabel "." ) toplabel [ "." ]: labels of letters,
- * digits and '-' that neither start nor end with '-' (IPv4 addresses too). */
-static bool uri_hostname(const char *s, size_t n) {
-        if (n == 0 || n > 255)
-                return false;
-        size_t label = 0;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char) s[i];
-                if (c == '.') {
-                        if (label == 0 || s[i - 1] == '-')
-                                return false;
-                        label = 0;
-                } else if (isalnum(c) || (c == '-' && label > 0))
-                        label++;
-                else
-                        return false;
-        }
-        return s[n - 1] != '-';
-}
-
-/* uri-parameters = *( ";" pname [ "=" pvalue ] ), pname and pvalue of
- * 1*paramchar (the tel URI's pname: alphanum and '-'). */
-static bool uri_params(const char *s, size_t n, bool tel) {
-        const char *p = s, *end = s + n;
+static bool tel_params_ok(struct sip_str params, bool local) {
+        bool context = false;
+        const char *p = params.s, *end = params.s + params.len;
         while (p < end) {
-                if (*p != ';')
-                        return false;
-                const char *seg = ++p;
-                while (p < end && *p != ';')
+                const char *name = ++p;         /* after the ';' */
+                while (p < end && *p != ';' && *p != '=')
                         p++;
-                const char *eq = memchr(seg, '=', (size_t) (p - seg));
-                const char *name_end = eq ? eq : p;
-                if (name_end == seg || !escaped_run(seg, (size_t) (name_end - seg), uri_param_char))
-                        return false;
-                for (const char *q = seg; tel && q < name_end; q++)
+                for (const char *q = name; q < p; q++)
                         if (!isalnum((unsigned char) *q) && *q != '-')
                                 return false;
-                if (eq && (eq + 1 == p || !escaped_run(eq + 1, (size_t) (p - eq - 1), uri_param_char)))
-                        return false;
-        }
-        return true;
-}
-
-/* headers = "?" header *( "&" header ), header = hname "=" hvalue */
-static bool uri_headers(const char *s, size_t n) {
-        const char *p = s + 1, *end = s + n;
-        for (;;) {
-                const char *seg = p;
-                while (p < end && *p != '&')
+                context |= (size_t) (p - name) == 13 && memcmp(name, "phone-context", 13) == 0 && p < end &&
+                           *p == '=';
+                while (p < end && *p != ';')
                         p++;
-                const char *eq = memchr(seg, '=', (size_t) (p - seg));
-                if (!eq || eq == seg || !escaped_run(seg, (size_t) (eq - seg), uri_header_char) ||
-                    !escaped_run(eq + 1, (size_t) (p - eq - 1), uri_header_char))
-                        return false;
-                if (p == end)
-                        return true;
-                p++;
         }
-}
-
-static bool sip_uri_check(const char *s, const char **why) {
-        const char *end = s + strlen(s);
-        /* No '@' may follow the userinfo (parameters and headers have none
-         * unescaped), so the first one ends it. */
-        const char *at = strchr(s, '@');
-        if (!at)
-                return refuse_uri(why, "no user part (user@host)");
-        if (at == s)
-                return refuse_uri(why, "an empty user part");
-        if (strchr(at + 1, '@'))
-                return refuse_uri(why, "more than one '@' (one in the user part is written %40)");
-        if (memchr(s, ':', (size_t) (at - s)))
-                return refuse_uri(why, "a password in the user part");
-        if (!escaped_run(s, (size_t) (at - s), uri_user_char))
-                return refuse_uri(why, "a character the user part may not have (or a malformed %-escape)");
-        const char *p = at + 1, *host = p;
-        if (*p == '[') {
-                const char *close = strchr(p, ']');
-                char addr[64];
-                struct in6_addr a6;
-                if (!close || (size_t) (close - p - 1) >= sizeof addr)
-                        return refuse_uri(why, "a malformed IPv6 reference");
-                memcpy(addr, p + 1, (size_t) (close - p - 1));
-                addr[close - p - 1] = '\0';
-                if (inet_pton(AF_INET6, addr, &a6) != 1)
-                        return refuse_uri(why, "a malformed IPv6 reference");
-                p = close + 1;
-        } else {
-                while (p < end && *p != ':' && *p != ';' && *p != '?')
-                        p++;
-                if (p == host)
-                        return refuse_uri(why, "an empty host");
-                if (!uri_hostname(host, (size_t) (p - host)))
-                        return refuse_uri(why, "a malformed host name (labels of letters, digits and '-')");
-        }
-        if (*p == ':') {
-                const char *port = ++p;
-                long v = 0;
-                while (isdigit((unsigned char) *p) && p - port < 5)
-                        v = v * 10 + (*p++ - '0');
-                if (p == port || v > 65535 || isdigit((unsigned char) *p))
-                        return refuse_uri(why, "a malformed port (1 to 65535)");
-        }
-        if (*p == ';') {
-                const char *params = p;
-                while (p < end && *p != '?')
-                        p++;
-                if (!uri_params(params, (size_t) (p - params), false))
-                        return refuse_uri(why, "malformed URI parameters (;name or ;name=value)");
-        }
-        if (*p == '?') {
-                if (!uri_headers(p, (size_t) (end - p)))
-                        return refuse_uri(why, "malformed URI headers (?name=value&...)");
-                p = end;
-        }
-        if (p != end)
-                return refuse_uri(why, "unexpected characters after the host");
-        return true;
-}
-
-/* telephone-subscriber = global-number / local-number, global-number =
- * "+" *phonedigit DIGIT *phonedigit *par, local-number =
- * *phonedigit-hex (HEXDIG / "*" / "#") *phonedigit-hex *par context *par. */
-static bool tel_uri_check(const char *s, const char **why) {
-        const char *p = s;
-        bool global = *p == '+';
-        if (global)
-                p++;
-        bool digits = false;
-        for (; *p && *p != ';'; p++) {
-                unsigned char c = (unsigned char) *p;
-                if (c == '-' || c == '.' || c == '(' || c == ')')
-                        continue;
-                if (isdigit(c) || (!global && (isxdigit(c) || c == '*' || c == '#')))
-                        digits = true;
-                else
-                        return refuse_uri(why, global ? "a character other than a digit or a visual separator "
-                                                        "(- . ( )) in the number"
-                                                      : "a character outside a telephone number");
-        }
-        if (!digits)
-                return refuse_uri(why, "no digits in the number");
-        if (*p && !uri_params(p, strlen(p), true))
-                return refuse_uri(why, "malformed parameters (;name or ;name=value)");
-        if (!global) {
-                bool context = false;
-                for (const char *q = p; (q = strstr(q, ";phone-context=")) != NULL; q++)
-                        context = true;
-                if (!context)
-                        return refuse_uri(why, "a number without '+' (a local number) and no ;phone-context=");
-        }
-        return true;
+        return !local || context;
 }
 
 bool wwsf_public_identity_check(const char *s, const char **why) {
@@ -306,13 +147,36 @@ bool wwsf_public_identity_check(const char *s, const char **why) {
                 if (*p <= 0x20 || *p >= 0x7f)
                         return refuse_uri(why, *p <= 0x20 || *p == 0x7f ? "a space or control character"
                                                                         : "a character outside ASCII (escape it as %XX)");
-        if (strncasecmp(s, "sip:", 4) == 0)
-                return sip_uri_check(s + 4, why);
-        if (strncasecmp(s, "sips:", 5) == 0)
-                return sip_uri_check(s + 5, why);
-        if (strncasecmp(s, "tel:", 4) == 0)
-                return tel_uri_check(s + 4, why);
-        return refuse_uri(why, "no sip:, sips: or tel: scheme");
+        bool tel = strncasecmp(s, "tel:", 4) == 0;
+        if (!tel) {
+                const char *at = strchr(s, '@');
+                if (at && strchr(at + 1, '@'))
+                        return refuse_uri(why, "more than one '@' (one in the user part is written %40)");
+        }
+        struct sip_uri u;
+        const char *words;
+        if (sip_uri_parse(s, strlen(s), &u, &words) < 0)
+                return refuse_uri(why, words);
+        if (tel) {
+                bool local = u.user.s[0] != '+';
+                if (!tel_params_ok(u.params, local))
+                        return refuse_uri(why, local ? "a number without '+' (a local number) and no ;phone-context="
+                                                     : "malformed parameters (;name or ;name=value)");
+                return true;
+        }
+        if (!u.user.len)
+                return refuse_uri(why, "no user part (user@host)");
+        if (u.host.s[0] == '[') {
+                char addr[64];
+                struct in6_addr a6;
+                if (u.host.len - 2 >= sizeof addr)
+                        return refuse_uri(why, "a malformed IPv6 reference");
+                memcpy(addr, u.host.s + 1, u.host.len - 2);
+                addr[u.host.len - 2] = '\0';
+                if (inet_pton(AF_INET6, addr, &a6) != 1)
+                        return refuse_uri(why, "a malformed IPv6 reference");
+        }
+        return true;
 }
 
 bool wwsf_is_public_identity(const char *s) {
